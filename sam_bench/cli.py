@@ -1,0 +1,166 @@
+"""The ``sam-bench`` command line. Each verb is a small module with ``add_arguments`` and ``main``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import re
+import sys
+from pathlib import Path
+
+from sam_bench import __version__
+from sam_bench.errors import SamBenchError
+
+VERBS = {
+    "run": ("sam_bench.cli", "evaluate one task with one model", None),
+    "reproduce": ("sam_bench.reports.reproduce", "run every paper experiment and write the full report", None),
+    "report": ("sam_bench.reports.report", "rebuild tables, plots and report.md from a saved run", None),
+    "compare": ("sam_bench.reports.compare", "compare two runs metric by metric; exit 1 on a regression", None),
+    "latency": ("sam_bench.latency", "time the image encoder and prompt decoder of a model", None),
+    "models": ("sam_bench.models.checkpoints", "list models; download official checkpoints", None),
+    "datasets": ("sam_bench.data.commands", "list, verify and prepare datasets", None),
+}
+
+EPILOG = """examples:
+  sam-bench reproduce                                  # every experiment, synthetic data, classical models
+  sam-bench run single-point --model grabcut --dataset GrabCut Berkeley --data-root ../shared/data
+  sam-bench run edges --model sam_vit_h --checkpoint sam_vit_h_4b8939.pth --dataset BSDS500 --split test
+  sam-bench run proposals --model sam_vit_b --untrained --limit 2     # code path, random weights
+  sam-bench compare results/baseline runs/new --tolerance 0.5
+"""
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, help="registered model name (see `sam-bench models list`), "
+                   "or edges-from:DIR for precomputed edge maps")
+    g.add_argument("--checkpoint", help="checkpoint file (default: the official file in the cache dir)")
+    g.add_argument("--untrained", action="store_true",
+                   help="build the real architecture with random weights (latency and code paths; "
+                        "every result says so)")
+    g.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when available, else CPU)")
+    g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision")
+    g.add_argument("--prompt-batch", type=int, help="prompts per decoder call (default: chosen per device)")
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data-root", help="folder holding the datasets (default: $SAM_BENCH_DATA, then the user "
+                   "data dir)")
+    g.add_argument("--dataset", nargs="+", metavar="NAME", help="catalog names (case-insensitive), `sa23`, "
+                   "`synthetic`, or ad hoc coco:ANN:IMAGES, lvis:ANN:IMAGES, folder:IMAGES:MASKS, bsds:ROOT, "
+                   "refcoco:ROOT (default: the task's own)")
+    g.add_argument("--split", help="dataset split where the format has splits (e.g. BSDS500 test)")
+    g.add_argument("--limit", type=int, help="only the first N items of each dataset (quick checks)")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    from sam_bench import registry
+    from sam_bench.errors import NotBuilt
+    from sam_bench.presets import load_presets
+
+    p = sub.add_parser("run", help=VERBS["run"][1], description="Evaluate one task (or paper preset) with one "
+                       "model. Finished items are kept in OUT/items.jsonl, so rerunning the same command "
+                       "resumes an interrupted run.", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=EPILOG)
+    tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
+    presets = load_presets()
+    entries = [(n, n, {}) for n in registry.names("tasks")]
+    entries += [(name, pre["task"], pre) for name, pre in presets.items() if name not in registry.names("tasks")]
+    for name, task_name, pre in entries:
+        try:
+            cls = registry.get_task(task_name)
+            doc = pre.get("description") or cls.description
+        except (NotBuilt, SamBenchError) as exc:
+            tp = tasks.add_parser(name, help=f"(not built: {exc})")
+            tp.set_defaults(task_cls=None, not_built=str(exc))
+            continue
+        tp = tasks.add_parser(name, help=doc, description=doc)
+        add_model_arguments(tp)
+        add_data_arguments(tp)
+        g = tp.add_argument_group("output")
+        g.add_argument("--out", help="run directory (default: runs/TASK-MODEL); resumed if it exists")
+        g.add_argument("--no-progress", action="store_true", help="no progress bars")
+        before = {a.dest for a in tp._actions}
+        cls.add_arguments(tp.add_argument_group(f"{name} options"))
+        own = [a.dest for a in tp._actions if a.dest not in before]
+        defaults = dict(pre.get("options", {}))
+        if pre.get("datasets"):
+            defaults["dataset"] = pre["datasets"]
+        if pre.get("split"):
+            defaults["split"] = pre["split"]
+        unknown = set(pre.get("options", {})) - set(own)
+        if unknown:
+            raise SamBenchError(f"{pre['path']}: options {sorted(unknown)} are not options of task {task_name!r}")
+        tp.set_defaults(task_cls=cls, task_name=task_name, preset=name if pre else None, task_options=own, **defaults)
+
+
+def run_main(args: argparse.Namespace) -> int:
+    from sam_bench.runner import run_task
+
+    if args.task_cls is None:
+        raise SamBenchError(f"task {args.task!r} is not built in this install: {args.not_built}")
+    options = {k: getattr(args, k) for k in args.task_options}
+    if args.split:
+        options["split"] = args.split
+    out = args.out or str(Path("runs") / _slug(f"{args.task}-{args.model}{'-untrained' if args.untrained else ''}"))
+    results = run_task(args.task_name, args.model, datasets=args.dataset, data_root=args.data_root, out=out,
+                       limit=args.limit, checkpoint=args.checkpoint, untrained=args.untrained, device=args.device,
+                       dtype=args.dtype, prompt_batch=args.prompt_batch,
+                       progress=False if args.no_progress else None, **options)
+    if results is not None:
+        from sam_bench.reports.tables import print_summary
+
+        print_summary(results)
+        print(f"results: {Path(out) / 'results.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sam-bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Zero-shot evaluation of Segment Anything models: the SAM paper's five experiments "
+                    "(single-point masks, edges, proposals, instances, text-to-mask) for any SAM-family model, "
+                    "with classical baselines, paper-style tables, and regression checks.")
+    parser.add_argument("--version", action="version", version=f"sam-bench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+    for verb, (module, help_text, _) in VERBS.items():
+        if verb == "run":
+            _add_run(sub)
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            sub.add_parser(verb, help=f"(not built: {exc})").set_defaults(func=None, not_built=str(exc))
+            continue
+        p = sub.add_parser(verb, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.DEBUG)
+        if args.verb == "run":
+            return run_main(args)
+        if args.func is None:
+            raise SamBenchError(f"command {args.verb!r} is not built in this install: {args.not_built}")
+        return int(args.func(args) or 0)
+    except SamBenchError as exc:
+        print(f"sam-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sam-bench: interrupted; finished items are saved, rerun the same command to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,288 @@
+"""The interfaces every model adapter implements, and ``build_model`` (name -> adapter).
+
+Three capabilities, one per task family:
+
+- ``PromptableModel``: ``set_image`` once (the encoder runs once; its embedding serves every
+  prompt on that image), then ``predict`` from points / boxes / mask logits, batched.
+- ``EdgeModel``: ``edge_map(image)`` -> soft boundary map in [0, 1] (Sobel, Canny, ...).
+- ``ProposalModel``: ``propose(image)`` -> ranked binary masks (Felzenszwalb segments, ...).
+
+A promptable model also serves the edge and proposal tasks through automatic mask generation
+(``sam_bench.amg``). Coordinates are always in the original image's pixels: points (X, Y),
+boxes XYXY.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from sam_bench.errors import ConfigError, SamBenchError
+
+LOW_RES = 256  # side of SAM's low-resolution mask logits
+
+
+@dataclass
+class ModelInfo:
+    """What results record about a model."""
+
+    name: str
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    untrained: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        sha = "untrained" if self.untrained else self.checkpoint_sha256
+        return {"name": self.name, "checkpoint": self.checkpoint, "checkpoint_sha256": sha,
+                "untrained": self.untrained, **self.extra}
+
+
+@dataclass
+class Prediction:
+    """Decoder output for B prompts with M masks each (M = 3 multimask, 1 single), torch tensors.
+
+    ``logits``: (B, M, H, W) float, full image resolution; mask = logits > ``threshold``.
+    ``iou_scores``: (B, M) predicted IoU. ``low_res_logits``: (B, M, 256, 256), to feed back as a
+    mask prompt.
+    """
+
+    logits: torch.Tensor
+    iou_scores: torch.Tensor
+    low_res_logits: torch.Tensor
+    threshold: float = 0.0
+
+    @property
+    def masks(self) -> torch.Tensor:
+        return self.logits > self.threshold
+
+    def __len__(self) -> int:
+        return self.logits.shape[0]
+
+    def select(self, index: torch.Tensor) -> "Prediction":
+        """One mask per prompt: ``index`` (B,) picks along M; M becomes 1."""
+        b = torch.arange(len(self), device=self.logits.device)
+        index = index.to(self.logits.device)
+        return Prediction(self.logits[b, index][:, None], self.iou_scores[b, index][:, None],
+                          self.low_res_logits[b, index][:, None], self.threshold)
+
+    def best(self) -> "Prediction":
+        """The mask with the highest predicted IoU for each prompt."""
+        return self.select(self.iou_scores.argmax(dim=1))
+
+    @staticmethod
+    def cat(parts: list["Prediction"]) -> "Prediction":
+        return Prediction(torch.cat([p.logits for p in parts]), torch.cat([p.iou_scores for p in parts]),
+                          torch.cat([p.low_res_logits for p in parts]), parts[0].threshold)
+
+
+class _Timed:
+    """Counts and times encoder and decoder calls (for tests and latency reports)."""
+
+    def _init_counters(self) -> None:
+        self.encoder_calls = 0
+        self.decoder_calls = 0
+        self.decoded_prompts = 0
+        self.encoder_seconds = 0.0
+        self.decoder_seconds = 0.0
+
+    def latency(self) -> dict:
+        enc = self.encoder_seconds / self.encoder_calls * 1e3 if self.encoder_calls else None
+        dec = self.decoder_seconds / self.decoded_prompts * 1e3 if self.decoded_prompts else None
+        return {"encoder_calls": self.encoder_calls, "encoder_ms_per_image": enc,
+                "decoder_calls": self.decoder_calls, "decoded_prompts": self.decoded_prompts,
+                "decoder_ms_per_prompt": dec}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PromptableModel(_Timed):
+    """A model that segments from prompts on an image set once.
+
+    Subclasses implement ``_encode(image)`` and ``_decode(points, labels, boxes, mask_input,
+    multimask)``; this class owns state checks, input validation, counting, timing, batching
+    and the out-of-memory fallback, so every adapter behaves the same.
+    """
+
+    kind: ClassVar[str] = "promptable"
+    mask_threshold: float = 0.0
+
+    def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
+        self.info = info
+        self.device = torch.device(device)
+        self.prompt_batch = prompt_batch
+        self.image_size: tuple[int, int] | None = None
+        self._init_counters()
+
+    # -- to implement -------------------------------------------------------------------
+    def _encode(self, image: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _decode(self, points: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None,
+                mask_input: torch.Tensor | None, multimask: bool) -> Prediction:
+        raise NotImplementedError
+
+    def default_prompt_batch(self) -> int:
+        """Prompts per decoder call when the caller does not choose (see ``benchmarks/``)."""
+        return 64 if self.device.type == "cuda" else 16
+
+    # -- public API ------------------------------------------------------------------------
+    def set_image(self, image: np.ndarray) -> None:
+        """Run the encoder on an (H, W, 3) uint8 RGB image; its embedding serves later prompts."""
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+            raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            self._encode(image)
+        _sync(self.device)
+        self.encoder_seconds += time.perf_counter() - t0
+        self.encoder_calls += 1
+        self.image_size = image.shape[:2]
+
+    def reset_image(self) -> None:
+        self.image_size = None
+
+    def predict(self, points: Any = None, labels: Any = None, boxes: Any = None, mask_input: Any = None,
+                multimask: bool = True, batch_size: int | None = None) -> Prediction:
+        """Masks for B prompts on the current image.
+
+        points: (B, N, 2) (X, Y) pixels, with labels (B, N): 1 foreground, 0 background, -1 padding.
+        boxes: (B, 4) XYXY pixels. mask_input: (B, 1, 256, 256) low-res logits from an earlier call.
+        Any may be None but not all. Decoded in chunks of ``batch_size`` (default: the model's
+        prompt batch); on CUDA out-of-memory the chunk is halved and retried.
+        """
+        if self.image_size is None:
+            raise SamBenchError("predict() called before set_image(): set an image first")
+        points, labels, boxes, mask_input = self._check_prompts(points, labels, boxes, mask_input)
+        n = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
+        chunk = batch_size or self.prompt_batch or self.default_prompt_batch()
+        parts, start = [], 0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            while start < n:
+                sl = slice(start, min(n, start + chunk))
+                try:
+                    parts.append(self._decode(*(x[sl] if x is not None else None
+                                                for x in (points, labels, boxes, mask_input)), multimask))
+                except torch.OutOfMemoryError:
+                    if chunk == 1:
+                        raise
+                    torch.cuda.empty_cache()
+                    chunk = max(1, chunk // 2)
+                    self.prompt_batch = chunk
+                    continue
+                self.decoder_calls += 1
+                start = sl.stop
+        _sync(self.device)
+        self.decoder_seconds += time.perf_counter() - t0
+        self.decoded_prompts += n
+        return parts[0] if len(parts) == 1 else Prediction.cat(parts)
+
+    def _check_prompts(self, points, labels, boxes, mask_input):
+        h, w = self.image_size
+        as_t = lambda x, dt: None if x is None else torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,
+                                                                       dtype=dt, device=self.device)
+        points, labels = as_t(points, torch.float32), as_t(labels, torch.int64)
+        boxes, mask_input = as_t(boxes, torch.float32), as_t(mask_input, torch.float32)
+        if points is None and boxes is None and mask_input is None:
+            raise ConfigError("predict() needs at least one of points, boxes, mask_input")
+        if points is not None:
+            if points.ndim != 3 or points.shape[-1] != 2:
+                raise ConfigError(f"points must be (B, N, 2), got {tuple(points.shape)}")
+            if labels is None or labels.shape != points.shape[:2]:
+                raise ConfigError("labels must be given with points, shape (B, N)")
+            real = labels >= 0
+            p = points[real]
+            if len(p) and ((p[:, 0] < 0) | (p[:, 0] > w) | (p[:, 1] < 0) | (p[:, 1] > h)).any():
+                raise ConfigError(f"a point lies outside the {w}x{h} image")
+        if boxes is not None:
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise ConfigError(f"boxes must be (B, 4) XYXY, got {tuple(boxes.shape)}")
+            if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():
+                raise ConfigError("a box has x1 < x0 or y1 < y0 (boxes are XYXY)")
+        if mask_input is not None and mask_input.shape[1:] != (1, LOW_RES, LOW_RES):
+            raise ConfigError(f"mask_input must be (B, 1, 256, 256), got {tuple(mask_input.shape)}")
+        sizes = {x.shape[0] for x in (points, boxes, mask_input) if x is not None}
+        if len(sizes) > 1:
+            raise ConfigError(f"prompts disagree on the batch size B: {sorted(sizes)}")
+        return points, labels, boxes, mask_input
+
+
+class EdgeModel(_Timed):
+    """A model that maps an image to a soft edge map in [0, 1] (before edge NMS)."""
+
+    kind: ClassVar[str] = "edges"
+
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.device = torch.device("cpu")
+        self._image: np.ndarray | None = None
+        self._init_counters()
+
+    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
+        self._image, self._image_id = image, image_id
+
+    def edge_map(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1] for the current image."""
+        if self._image is None:
+            raise SamBenchError("edge_map() called before set_image()")
+        t0 = time.perf_counter()
+        out = self._edges(self._image)
+        self.encoder_seconds += time.perf_counter() - t0
+        self.encoder_calls += 1
+        return out
+
+    def _edges(self, image: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ProposalModel(_Timed):
+    """A model that proposes class-agnostic masks for an image, best first."""
+
+    kind: ClassVar[str] = "proposals"
+
+    def __init__(self, info: ModelInfo):
+        self.info = info
+        self.device = torch.device("cpu")
+        self._image: np.ndarray | None = None
+        self._init_counters()
+
+    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
+        self._image = image
+
+    def propose(self, max_masks: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+        """(K, H, W) bool masks and (K,) scores, K <= max_masks, sorted by score descending."""
+        if self._image is None:
+            raise SamBenchError("propose() called before set_image()")
+        t0 = time.perf_counter()
+        out = self._propose(self._image, max_masks)
+        self.encoder_seconds += time.perf_counter() - t0
+        self.encoder_calls += 1
+        return out
+
+    def _propose(self, image: np.ndarray, max_masks: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+def build_model(name: str, *, checkpoint: str | None = None, untrained: bool = False,
+                device: str | torch.device | None = None, dtype: str | None = None, **options: Any):
+    """Build the adapter registered as ``name`` (``edges-from:DIR`` passes DIR as ``path``).
+
+    Builders take keyword arguments ``checkpoint``, ``untrained``, ``device``, ``dtype`` and any
+    model-specific options, and return a PromptableModel, EdgeModel or ProposalModel.
+    """
+    from sam_bench import registry
+    from sam_bench.config import resolve_device
+
+    base, _, arg = name.partition(":")
+    builder = registry.get_model_builder(base)
+    if arg:
+        options["path"] = arg
+    return builder(checkpoint=checkpoint, untrained=untrained, device=resolve_device(device), dtype=dtype, **options)

@@ -1,0 +1,1 @@
+"""Tables, plots, reports and the reproduce / report / compare commands."""

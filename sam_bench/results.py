@@ -1,0 +1,204 @@
+"""The result schema and its storage: per-item JSONL (append, resumable) and atomic results.json.
+
+Layout of a run directory ``OUT/``::
+
+    OUT/run.json            the task, model and config the run was started with (resume checks it)
+    OUT/items.jsonl         one line per finished item (``items.rank<R>.jsonl`` under torchrun)
+    OUT/results.json        the final schema below, written atomically at the end
+
+``results.json`` (``SCHEMA_VERSION`` 1)::
+
+    {"schema_version": 1, "task": str, "model": {"name", "checkpoint", "checkpoint_sha256", "untrained"},
+     "config": {...}, "datasets": {NAME: {"metrics": {...}, "num_items": int, "num_skipped": int,
+     "skips": [{"item": id, "reason": str}]}}, "metrics": {...aggregate...}, "latency": {...},
+     "provenance": {...}, "untrained": bool}
+
+Metrics are in the paper's units: mIoU, AR and AP in percent; edge ODS/OIS/AP/R50 in 0-1.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from sam_bench import __version__
+from sam_bench.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+
+def _default(obj: Any):
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.decode("ascii")
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    return json.dumps(obj, default=_default, indent=indent, allow_nan=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, dumps(obj, indent=2) + "\n")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+
+
+class ItemStore:
+    """Append-only JSONL of per-item records; the unit of resume.
+
+    Each line is ``{"dataset", "item", "status": "ok"|"skip", "reason"?, "record"?}``. A line is
+    written and flushed in one call once its item is finished, so a crash loses at most the item
+    in flight; a torn last line (killed mid-write) is ignored on reading and rewritten on resume.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._done = {(r["dataset"], r["item"]) for r in self.read()}
+        self._repair()
+
+    def _repair(self) -> None:
+        """Drop a torn trailing line so later appends start on a fresh line."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            keep = data[: data.rfind(b"\n") + 1]
+            atomic_write_bytes(self.path, keep)
+
+    def read(self) -> Iterator[dict]:
+        if not self.path.exists():
+            return iter(())
+        return iter(list(read_jsonl(self.path)))
+
+    def done(self, dataset: str, item: str) -> bool:
+        return (dataset, str(item)) in self._done
+
+    def add(self, dataset: str, item: str, record: dict | None = None, *, skip: str | None = None) -> None:
+        key = (dataset, str(item))
+        if key in self._done:
+            return
+        line: dict[str, Any] = {"dataset": dataset, "item": str(item)}
+        if skip is not None:
+            line.update(status="skip", reason=skip)
+        else:
+            line.update(status="ok", record=record)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(dumps(line) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._done.add(key)
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
+    """Complete lines of a JSONL file; a torn last line is skipped."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def merge_items(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """Per-item lines of several JSONL files (ranks), deduplicated by (dataset, item)."""
+    seen: dict[tuple[str, str], dict] = {}
+    for p in paths:
+        if Path(p).exists():
+            for line in read_jsonl(p):
+                seen.setdefault((line["dataset"], line["item"]), line)
+    return list(seen.values())
+
+
+def config_hash(config: dict) -> str:
+    """A stable hash of the settings that change numbers (used to refuse resuming a different run)."""
+    return hashlib.sha256(dumps(config).encode()).hexdigest()[:16]
+
+
+def git_sha() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(device: Any = None) -> dict:
+    """Versions and machine facts recorded with every result."""
+    import numpy
+    import torch
+
+    cuda = torch.version.cuda if torch.cuda.is_available() else None
+    dev_name = None
+    if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+        dev_name = torch.cuda.get_device_name(torch.device(device))
+    return {
+        "sam_bench": __version__,
+        "git_sha": git_sha(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "numpy": numpy.__version__,
+        "device": str(device) if device is not None else None,
+        "device_name": dev_name or platform.processor() or platform.machine(),
+        "host": platform.node(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

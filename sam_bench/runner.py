@@ -1,0 +1,141 @@
+"""The one runner: every task, every model, every dataset goes through ``evaluate``.
+
+It owns the loop (sharding across ranks, progress bars, resume), image loading and the single
+``set_image`` per item, bad-input skips, per-item storage, and writing ``results.json``. Tasks
+only say what to do with one loaded item and how to score a dataset (``sam_bench.tasks.base``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm import tqdm
+
+from sam_bench import distributed
+from sam_bench.data.base import Dataset
+from sam_bench.errors import BadInput, ConfigError
+from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, merge_items,
+                               provenance)
+from sam_bench.tasks.base import Task
+
+log = logging.getLogger("sam_bench")
+
+
+def _items_path(out: Path, rank: int, size: int) -> Path:
+    return out / ("items.jsonl" if size == 1 else f"items.rank{rank}.jsonl")
+
+
+def _check_resume(out: Path, header: dict) -> None:
+    """Write ``run.json``, or check an existing one describes the same run (else refuse)."""
+    path = out / "run.json"
+    if path.exists():
+        old = load_json(path)
+        if old.get("config_hash") != header["config_hash"] or old.get("task") != header["task"] \
+                or old.get("model", {}).get("name") != header["model"]["name"]:
+            raise ConfigError(f"{out} holds a different run ({old.get('task')}, {old.get('model', {}).get('name')}, "
+                              f"config {old.get('config_hash')}); choose another --out or remove it")
+    else:
+        atomic_write_json(path, header)
+
+
+def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
+             progress: bool | None = None) -> dict | None:
+    """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
+
+    Finished items found in ``out`` are not run again, so an interrupted run resumes where it
+    stopped. Under torchrun each rank takes a strided share of items and appends to its own JSONL;
+    rank 0 merges them and computes the metrics, which therefore equal a one-process run.
+    """
+    task.check_model(model)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rank, size = distributed.init()
+    datasets = list(datasets)
+    header = {"task": task.name, "model": model.info.as_dict(), "config": task.config,
+              "datasets": [d.name for d in datasets], "limit": limit,
+              "config_hash": config_hash({"task": task.name, "config": task.config, "limit": limit,
+                                          "model": model.info.as_dict(), "datasets": [d.name for d in datasets]})}
+    if rank == 0:
+        _check_resume(out, header)
+    distributed.barrier()
+    store = ItemStore(_items_path(out, rank, size))
+    show = sys.stderr.isatty() if progress is None else progress
+    t_start = time.perf_counter()
+    for ds in datasets:
+        items = distributed.shard(ds.items[:limit] if limit else ds.items, rank, size)
+        todo = [it for it in items if not store.done(ds.name, it.id)]
+        if len(todo) < len(items):
+            log.info("%s: resuming, %d of %d items already done", ds.name, len(items) - len(todo), len(items))
+        for item in tqdm(todo, desc=f"{task.name} {ds.name}", unit="img", disable=not show, leave=False):
+            try:
+                sample = item.load()
+                model.set_image(sample.image)
+                record = task.process(model, item, sample)
+            except BadInput as exc:
+                log.warning("skip %s/%s: %s", ds.name, item.id, exc)
+                store.add(ds.name, item.id, skip=str(exc))
+                continue
+            store.add(ds.name, item.id, record)
+    distributed.barrier()
+    if rank != 0:
+        return None
+    lines = merge_items(sorted(out.glob("items*.jsonl")))
+    results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit)
+    results["latency"] = {**model.latency(), "wall_seconds": time.perf_counter() - t_start, "world_size": size}
+    results["provenance"] = provenance(getattr(model, "device", None))
+    atomic_write_json(out / "results.json", results)
+    task.outputs(results, out)
+    return results
+
+
+def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list[dict],
+              limit: int | None = None) -> dict:
+    """The results schema from merged per-item lines (also used by ``sam-bench report``)."""
+    per_ds: dict[str, dict] = {}
+    for ds in datasets:
+        wanted = {it.id for it in (ds.items[:limit] if limit else ds.items)}
+        mine = [ln for ln in lines if ln["dataset"] == ds.name and ln["item"] in wanted]
+        ok = sorted((ln for ln in mine if ln["status"] == "ok"), key=lambda ln: ln["item"])
+        skips = [{"item": ln["item"], "reason": ln["reason"]} for ln in mine if ln["status"] == "skip"]
+        skips += list(ds.missing)
+        metrics = task.evaluate(ds, [{"item": ln["item"], **ln["record"]} for ln in ok]) if ok else {}
+        per_ds[ds.name] = {"metrics": metrics, "num_items": len(ok), "num_skipped": len(skips), "skips": skips}
+    agg = task.aggregate({k: v["metrics"] for k, v in per_ds.items() if v["metrics"]})
+    return {"schema_version": SCHEMA_VERSION, "task": task.name, "model": model_info,
+            "untrained": bool(model_info.get("untrained")), "config": task.config, "limit": limit,
+            "datasets": per_ds, "metrics": agg}
+
+
+def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, data_root: str | None = None,
+             out: str | Path, limit: int | None = None, checkpoint: str | None = None, untrained: bool = False,
+             device: str | None = None, dtype: str | None = None, prompt_batch: int | None = None,
+             model_options: dict | None = None, progress: bool | None = None, **options: Any) -> dict | None:
+    """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
+
+    ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
+    task's own settings (what its command-line options set).
+    """
+    from sam_bench import registry
+    from sam_bench.data import catalog
+    from sam_bench.models.base import build_model
+
+    task_cls = registry.get_task(task)
+    task_obj = task_cls(**options)
+    if isinstance(model, str):
+        model = build_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,
+                            **(model_options or {}))
+    if prompt_batch and hasattr(model, "prompt_batch"):
+        model.prompt_batch = prompt_batch
+    specs, absent = catalog.expand(list(datasets or task_cls.default_datasets), data_root)
+    for name, reason in absent:
+        log.warning("dataset %s not run: %s", name, reason)
+    opened = [catalog.open_for_task(spec, data_root, task_obj) for spec in specs]
+    results = evaluate(task_obj, model, opened, out, limit=limit, progress=progress)
+    if results is not None and absent:
+        results["not_run"] = [{"dataset": n, "reason": r} for n, r in absent]
+        atomic_write_json(Path(out) / "results.json", results)
+    return results

@@ -1,0 +1,60 @@
+"""The task contract (detectron2's process/evaluate, lm-eval's registered tasks).
+
+A task turns one loaded item into a small JSON-ready record (``process``), then turns the records
+of one dataset into metrics (``evaluate``), then the per-dataset metrics into the headline
+(``aggregate``). It never loops over items, loads files or writes results itself: the runner
+does that, once, for every task (``sam_bench.runner``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sam_bench.data.base import Dataset, Item, Sample
+from sam_bench.errors import ConfigError
+
+
+class Task:
+    """Subclass, set the class attributes, implement ``process`` and ``evaluate``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    model_kinds: ClassVar[tuple[str, ...]] = ("promptable",)  # model.kind values this task accepts
+    default_datasets: ClassVar[tuple[str, ...]] = ("synthetic",)
+    higher_is_better: ClassVar[dict[str, bool]] = {}  # metric -> direction; default True
+
+    def __init__(self, **config: Any):
+        self.config = config
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Task-specific command-line options; their values arrive in ``self.config``."""
+
+    def check_model(self, model: Any) -> None:
+        if model.kind not in self.model_kinds:
+            raise ConfigError(f"task {self.name!r} takes {' or '.join(self.model_kinds)} models; "
+                              f"{model.info.name!r} is a {model.kind} model")
+
+    def process(self, model: Any, item: Item, sample: Sample) -> dict:
+        """The record for one item; the model's image is already set to ``sample.image``."""
+        raise NotImplementedError
+
+    def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
+        """Metrics of one dataset from its records (in any order; ranks merged)."""
+        raise NotImplementedError
+
+    def aggregate(self, per_dataset: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Headline metrics: by default the mean over datasets of each metric (NaNs left out)."""
+        keys = sorted({k for m in per_dataset.values() for k, v in m.items() if isinstance(v, (int, float))})
+        out = {}
+        for k in keys:
+            vals = [m[k] for m in per_dataset.values() if isinstance(m.get(k), (int, float)) and not math.isnan(m[k])]
+            out[k] = sum(vals) / len(vals) if vals else float("nan")
+        return out
+
+    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
+        """Tables and plots written after a run (and by ``sam-bench report``)."""
+        return []
