@@ -1,7 +1,7 @@
 """Name -> plugin registries for tasks, models and dataset formats.
 
 Built-ins and third-party plugins register the same way: an entry point in the groups
-``sam_bench.tasks``, ``sam_bench.models`` and ``sam_bench.formats`` (see pyproject.toml).
+``sam_bench.tasks``, ``sam_bench.models``, ``sam_bench.formats`` and ``sam_bench.grounders`` (see pyproject.toml).
 Entry points are only imported when their name is asked for, so heavy backends cost nothing
 until used. ``register`` adds one at run time (used by tests and notebooks).
 """
@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from sam_bench.errors import ConfigError, NotBuilt
 
-GROUPS = {"tasks": "sam_bench.tasks", "models": "sam_bench.models", "formats": "sam_bench.formats"}
+GROUPS = {"tasks": "sam_bench.tasks", "models": "sam_bench.models", "formats": "sam_bench.formats",
+          "grounders": "sam_bench.grounders"}
 
 _extra: dict[str, dict[str, Any]] = {kind: {} for kind in GROUPS}
 

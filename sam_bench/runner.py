@@ -73,7 +73,7 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
         for item in tqdm(todo, desc=f"{task.name} {ds.name}", unit="img", disable=not show, leave=False):
             try:
                 sample = item.load()
-                model.set_image(sample.image)
+                model.set_image(sample.image, image_id=item.id)
                 record = task.process(model, item, sample)
             except BadInput as exc:
                 log.warning("skip %s/%s: %s", ds.name, item.id, exc)

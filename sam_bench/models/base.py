@@ -7,6 +7,9 @@ Three capabilities, one per task family:
 - ``EdgeModel``: ``edge_map(image)`` -> soft boundary map in [0, 1] (Sobel, Canny, ...).
 - ``ProposalModel``: ``propose(image)`` -> ranked binary masks (Felzenszwalb segments, ...).
 
+A classical model may offer several (Felzenszwalb gives edges and proposals): it inherits both
+bases and lists them in ``kinds``; tasks accept a model when ``kinds`` meets their needs.
+
 A promptable model also serves the edge and proposal tasks through automatic mask generation
 (``sam_bench.amg``). Coordinates are always in the original image's pixels: points (X, Y),
 boxes XYXY.
@@ -112,6 +115,7 @@ class PromptableModel(_Timed):
     """
 
     kind: ClassVar[str] = "promptable"
+    kinds: ClassVar[tuple[str, ...]] = ("promptable",)
     mask_threshold: float = 0.0
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
@@ -134,7 +138,7 @@ class PromptableModel(_Timed):
         return 64 if self.device.type == "cuda" else 16
 
     # -- public API ------------------------------------------------------------------------
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
         """Run the encoder on an (H, W, 3) uint8 RGB image; its embedding serves later prompts."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
@@ -219,6 +223,7 @@ class EdgeModel(_Timed):
     """A model that maps an image to a soft edge map in [0, 1] (before edge NMS)."""
 
     kind: ClassVar[str] = "edges"
+    kinds: ClassVar[tuple[str, ...]] = ("edges",)
 
     def __init__(self, info: ModelInfo):
         self.info = info
@@ -247,6 +252,7 @@ class ProposalModel(_Timed):
     """A model that proposes class-agnostic masks for an image, best first."""
 
     kind: ClassVar[str] = "proposals"
+    kinds: ClassVar[tuple[str, ...]] = ("proposals",)
 
     def __init__(self, info: ModelInfo):
         self.info = info

@@ -34,7 +34,7 @@ class Task:
         """Task-specific command-line options; their values arrive in ``self.config``."""
 
     def check_model(self, model: Any) -> None:
-        if model.kind not in self.model_kinds:
+        if not set(getattr(model, "kinds", (model.kind,))) & set(self.model_kinds):
             raise ConfigError(f"task {self.name!r} takes {' or '.join(self.model_kinds)} models; "
                               f"{model.info.name!r} is a {model.kind} model")
 
