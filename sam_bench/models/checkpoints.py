@@ -1,0 +1,313 @@
+"""List models; download and verify official checkpoints (``sam-bench models list|download|verify``).
+
+Every official checkpoint is listed in ``CHECKPOINTS`` with its file name, URL and the hash we
+can check it against. A note on the hex suffix of Meta's SAM v1 names (``sam_vit_h_4b8939.pth``):
+it is the start of the file's **MD5**, not of its sha256 (published MD5 4b8939a8...; sha256
+a7bf3b02...). We therefore check the full sha256 where it is published, else the MD5 prefix from
+the name, and refuse a file that fails either, naming the file, the expected and the actual hash.
+A file with no published hash (SAM 2.1, HQ-SAM, EfficientSAM) loads with its sha256 recorded.
+
+Downloads go to ``<cache>/checkpoints/NAME`` through ``NAME.part`` (resumed with an HTTP
+``Range`` request), are hash-checked, then renamed atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from sam_bench.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("sam_bench.checkpoints")
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One official checkpoint file. ``model``: the builder name that loads it; ``options``: what
+    that builder needs to pick the architecture; ``extra``: the pip extra that provides the package."""
+
+    name: str
+    model: str
+    filename: str
+    url: str
+    sha256: str | None = None
+    md5_prefix: str | None = None
+    extra: str | None = None
+    options: dict = field(default_factory=dict)
+    note: str = ""
+
+
+_FB = "https://dl.fbaipublicfiles.com"
+_HQ = "https://huggingface.co/lkeab/hq-sam/resolve/main"
+
+CHECKPOINTS: dict[str, Checkpoint] = {c.name: c for c in [
+    Checkpoint("sam_vit_b", "sam_vit_b", "sam_vit_b_01ec64.pth", f"{_FB}/segment_anything/sam_vit_b_01ec64.pth",
+               sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912", md5_prefix="01ec64"),
+    Checkpoint("sam_vit_l", "sam_vit_l", "sam_vit_l_0b3195.pth", f"{_FB}/segment_anything/sam_vit_l_0b3195.pth",
+               sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622", md5_prefix="0b3195"),
+    Checkpoint("sam_vit_h", "sam_vit_h", "sam_vit_h_4b8939.pth", f"{_FB}/segment_anything/sam_vit_h_4b8939.pth",
+               sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e", md5_prefix="4b8939"),
+    *[Checkpoint(f"sam2.1_hiera_{v}", "sam2", f"sam2.1_hiera_{f}.pt", f"{_FB}/segment_anything_2/092824/sam2.1_hiera_{f}.pt",
+                 extra="sam2", options={"variant": v}) for v, f in
+      [("t", "tiny"), ("s", "small"), ("b+", "base_plus"), ("l", "large")]],
+    *[Checkpoint(f"sam_hq_vit_{v}", "hq-sam", f"sam_hq_vit_{v}.pth", f"{_HQ}/sam_hq_vit_{v}.pth", extra="hq",
+                 options={"variant": f"vit_{v}"}) for v in ("b", "l", "h")],
+    Checkpoint("sam_hq_vit_tiny", "hq-sam", "sam_hq_vit_tiny.pth", f"{_HQ}/sam_hq_vit_tiny.pth", extra="hq",
+               options={"variant": "vit_tiny"}),
+    Checkpoint("mobile_sam", "sam_vit_t", "mobile_sam.pt",
+               "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+               sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+               note="not a built-in adapter; see docs/models.md"),
+    Checkpoint("efficient_sam_vitt", "efficient_sam", "efficient_sam_vitt.pt",
+               "https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vitt.pt",
+               note="not a built-in adapter; see docs/models.md"),
+]}
+
+# model name -> (kinds, pip extra) for `models list`; classical baselines need no checkpoint
+MODEL_KINDS: dict[str, tuple[str, str | None]] = {
+    "sam_vit_b": ("promptable", None), "sam_vit_l": ("promptable", None), "sam_vit_h": ("promptable", None),
+    "hf-sam": ("promptable", "hf"), "sam2": ("promptable", "sam2"), "hq-sam": ("promptable", "hq"),
+    "grabcut": ("promptable", None), "sobel": ("edges", None), "canny": ("edges", None),
+    "felzenszwalb": ("edges, proposals", None), "edges-from": ("edges", None),
+}
+
+
+def checkpoint_dir(cache: str | os.PathLike | None = None) -> Path:
+    from sam_bench.config import cache_dir
+
+    return cache_dir(cache) / "checkpoints"
+
+
+def get(name: str) -> Checkpoint:
+    if name not in CHECKPOINTS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(CHECKPOINTS), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown checkpoint {name!r}.{hint} Known: {', '.join(CHECKPOINTS)}.")
+    return CHECKPOINTS[name]
+
+
+def by_filename(filename: str) -> Checkpoint | None:
+    return next((c for c in CHECKPOINTS.values() if c.filename == filename), None)
+
+
+# -- hashing ---------------------------------------------------------------------------------
+_HASH_CACHE: dict[tuple[str, int, int, str], str] = {}
+
+
+def file_hash(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """Hex digest of a file, computed once per (path, mtime, size) and remembered in memory."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size, algo)
+    if key not in _HASH_CACHE:
+        h = hashlib.new(algo)
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(CHUNK), b""):
+                h.update(block)
+        _HASH_CACHE[key] = h.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def verify(path: str | os.PathLike, entry: Checkpoint) -> str:
+    """The file's sha256 if it matches ``entry``'s published hash; ``CheckpointError`` otherwise."""
+    path = Path(path)
+    sha = file_hash(path)
+    if entry.sha256 and sha != entry.sha256:
+        raise CheckpointError(f"{path}: sha256 mismatch for {entry.filename}: expected {entry.sha256}, got {sha}. "
+                              f"The file is corrupt, truncated or not the official one; delete it and run "
+                              f"`sam-bench models download {entry.name}`.")
+    if not entry.sha256 and entry.md5_prefix:
+        md5 = file_hash(path, "md5")
+        if not md5.startswith(entry.md5_prefix):
+            raise CheckpointError(f"{path}: MD5 mismatch for {entry.filename}: expected a hash starting "
+                                  f"{entry.md5_prefix}, got {md5}.")
+    if not entry.sha256 and not entry.md5_prefix:
+        log.info("%s: no published hash for %s; recording sha256 %s", path, entry.filename, sha)
+    return sha
+
+
+def resolve(model: str, checkpoint: str | os.PathLike | None, default: str | None = None,
+            cache: str | os.PathLike | None = None) -> tuple[Path, str]:
+    """(path, sha256) of the checkpoint ``model`` should load.
+
+    ``checkpoint`` given: it must exist; an official file name is verified (and must belong to
+    ``model``), any other file loads with a warning and its sha256 recorded. Not given: the
+    official file ``default`` (a CHECKPOINTS name) in the cache dir; missing -> a clear error
+    naming the download command and URL.
+    """
+    if checkpoint is None:
+        if default is None:
+            raise CheckpointError(f"model {model!r} has no default checkpoint: pass --checkpoint PATH")
+        entry = get(default)
+        path = checkpoint_dir(cache) / entry.filename
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint for {model} not found at {path}. Run `sam-bench models download "
+                                  f"{entry.name}` (downloads {entry.url}), or pass --checkpoint PATH, or use "
+                                  f"--untrained for random weights.")
+        return path, verify(path, entry)
+    path = Path(checkpoint).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"--checkpoint {path}: no such file")
+    entry = by_filename(path.name)
+    if entry is None:
+        sha = file_hash(path) if path.is_file() else "directory"
+        log.warning("%s is not an official checkpoint file name; loading it unverified (sha256 %s)", path, sha)
+        return path, sha
+    if entry.model != model:
+        raise CheckpointError(f"--checkpoint {path}: this is the official {entry.name} checkpoint (model "
+                              f"{entry.model!r}), not one for {model!r}")
+    return path, verify(path, entry)
+
+
+def load_state_dict(path: str | os.PathLike, key: str | None = None) -> dict:
+    """``torch.load(path, weights_only=True)`` on CPU (no pickled code runs); ``key`` picks a sub-dict."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(f"{path}: cannot load as a weights-only torch checkpoint ({exc})") from exc
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            raise CheckpointError(f"{path}: expected a dict with key {key!r}")
+        state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+def load_into(module: Any, path: str | os.PathLike, key: str | None = None, strict: bool = True) -> None:
+    """Load a weights-only state dict into ``module``; a mismatch names the file and the keys."""
+    state = load_state_dict(path, key)
+    result = module.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if strict and (missing or unexpected):
+        raise CheckpointError(f"{path}: does not fit the architecture (missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                              f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}); wrong model size?")
+
+
+# -- download --------------------------------------------------------------------------------
+def download(entry: Checkpoint | str, cache: str | os.PathLike | None = None, *, force: bool = False,
+             progress: bool = True, opener: Callable[..., Any] | None = None) -> Path:
+    """Download ``entry`` into the checkpoint cache; resume a ``.part``; verify; rename atomically.
+
+    ``opener`` replaces ``urllib.request.urlopen`` (tests). Offline -> ``CheckpointError`` saying
+    where to put the file by hand.
+    """
+    from tqdm import tqdm
+
+    entry = get(entry) if isinstance(entry, str) else entry
+    dest = checkpoint_dir(cache) / entry.filename
+    if dest.is_file() and not force:
+        verify(dest, entry)
+        log.info("%s already present and verified", dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(entry.url, headers={"User-Agent": "sam-bench"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    try:
+        resp = (opener or urllib.request.urlopen)(req, timeout=60)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the .part already holds the whole file
+            resp = None
+        else:
+            raise CheckpointError(f"download of {entry.url} failed: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise CheckpointError(f"cannot download {entry.url} ({getattr(exc, 'reason', exc)}); are you offline? "
+                              f"Fetch it elsewhere and put it at {dest}, or pass --checkpoint PATH") from exc
+    if resp is not None:
+        with resp:
+            status = getattr(resp, "status", None) or resp.getcode()
+            resumed = have and status == 206
+            if have and not resumed:
+                have = 0  # server ignored Range: start over
+            length = resp.headers.get("Content-Length") if resp.headers else None
+            total = have + int(length) if length else None
+            with open(part, "ab" if resumed else "wb") as fh, \
+                    tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=entry.filename,
+                         disable=not progress) as bar:
+                for block in iter(lambda: resp.read(CHUNK), b""):
+                    fh.write(block)
+                    bar.update(len(block))
+    try:
+        verify(part, entry)
+    except CheckpointError:
+        part.unlink()
+        raise
+    os.replace(part, dest)
+    return dest
+
+
+# -- command line ----------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("list", help="registered models and official checkpoints, and which are in the cache")
+    p.add_argument("--cache-dir", help="cache folder (default: $SAM_BENCH_CACHE or the user cache dir)")
+    p = sub.add_parser("download", help="download official checkpoints (resumable, hash-checked)")
+    p.add_argument("names", nargs="+", metavar="NAME", help=f"checkpoint names: {', '.join(CHECKPOINTS)}")
+    p.add_argument("--cache-dir", help="cache folder (default: $SAM_BENCH_CACHE or the user cache dir)")
+    p.add_argument("--force", action="store_true", help="download again even if the file is present")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p = sub.add_parser("verify", help="check a checkpoint file against its published hash")
+    p.add_argument("path", help="checkpoint file (official file name)")
+
+
+def _rows(cache: str | None) -> list[dict]:
+    from sam_bench import registry
+
+    rows = []
+    names = registry.names("models")
+    for name in names:
+        kinds, extra = MODEL_KINDS.get(name, ("?", None))
+        ckpts = [c for c in CHECKPOINTS.values() if c.model == name]
+        if not ckpts:
+            rows.append({"model": name, "kind": kinds, "checkpoint": "-", "file": "-", "present": "-",
+                         "extra": extra or "-"})
+        for c in ckpts:
+            present = (checkpoint_dir(cache) / c.filename).is_file()
+            rows.append({"model": name, "kind": kinds, "checkpoint": c.name, "file": c.filename,
+                         "present": "yes" if present else "no", "extra": c.extra or extra or "-"})
+    for c in CHECKPOINTS.values():
+        if c.model not in names:
+            present = (checkpoint_dir(cache) / c.filename).is_file()
+            rows.append({"model": f"({c.model})", "kind": "promptable", "checkpoint": c.name, "file": c.filename,
+                         "present": "yes" if present else "no", "extra": c.note or "-"})
+    return rows
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        import pandas as pd
+
+        print(pd.DataFrame(_rows(args.cache_dir)).to_markdown(index=False))
+        print(f"\ncheckpoint cache: {checkpoint_dir(args.cache_dir)}")
+        return 0
+    if args.action == "download":
+        for name in args.names:
+            path = download(name, args.cache_dir, force=args.force, progress=not args.no_progress)
+            print(f"{name}: {path}")
+        return 0
+    path = Path(args.path)
+    entry = by_filename(path.name)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if entry is None:
+        print(json.dumps({"path": str(path), "official": False, "sha256": file_hash(path)}))
+        return 0
+    print(json.dumps({"path": str(path), "official": entry.name, "sha256": verify(path, entry), "ok": True}))
+    return 0

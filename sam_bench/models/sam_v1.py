@@ -1,0 +1,149 @@
+"""Official SAM v1 (``segment_anything``) behind ``PromptableModel``: ``sam_vit_b``, ``sam_vit_l``, ``sam_vit_h``.
+
+``SamV1Model`` wraps any module with the ``segment_anything.modeling.Sam`` API (image_encoder,
+prompt_encoder, mask_decoder, preprocess, postprocess_masks), so HQ-SAM and MobileSAM reuse it
+(see docs/models.md). It does what ``SamPredictor.set_image`` / ``predict_torch`` do, step for
+step, so its fp32 outputs equal the official predictor's; with ``dtype`` bf16/fp16 the image
+encoder is cast and the decoder runs under autocast; outputs are always float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam_bench.errors import ConfigError
+from sam_bench.models import checkpoints
+from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+
+# Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
+# on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
+# every mask is upsampled to 1024x1024), on GPU bigger batches amortise kernel launches.
+PROMPT_BATCH = {"cpu": 4, "cuda": 64}
+
+
+class SamV1Model(PromptableModel):
+    """A ``segment_anything``-style ``Sam`` module as a ``PromptableModel``.
+
+    Coordinates arrive in original-image pixels ((X, Y) points, XYXY boxes) and are mapped to
+    the 1024-long-side input frame exactly as ``ResizeLongestSide.apply_coords`` does (float64).
+    """
+
+    def __init__(self, sam: torch.nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, prompt_batch: int | None = None):
+        from segment_anything.utils.transforms import ResizeLongestSide
+
+        super().__init__(info, device, prompt_batch)
+        self.dtype = dtype
+        self.sam = sam.to(self.device).eval()
+        if dtype != torch.float32:
+            self.sam.image_encoder.to(dtype)
+        self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
+        self.mask_threshold = float(self.sam.mask_threshold)
+        self.features: Any = None
+
+    def default_prompt_batch(self) -> int:
+        return PROMPT_BATCH.get(self.device.type, 16)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    # -- encoder ----------------------------------------------------------------------------
+    def _encode(self, image: np.ndarray) -> None:
+        x = self.transform.apply_image(image)  # PIL resize, as SamPredictor.set_image
+        x = torch.as_tensor(x, device=self.device).permute(2, 0, 1).contiguous()[None]
+        self.original_size = image.shape[:2]
+        self.input_size = tuple(x.shape[-2:])
+        x = self.sam.preprocess(x)
+        with self._autocast():
+            self.features = self._run_encoder(x.to(self.dtype))
+
+    def _run_encoder(self, x: torch.Tensor) -> Any:
+        return self.sam.image_encoder(x)
+
+    def reset_image(self) -> None:
+        super().reset_image()
+        self.features = None
+
+    # -- decoder ----------------------------------------------------------------------------
+    def _to_input_frame(self, coords: torch.Tensor) -> torch.Tensor:
+        """(..., 2) (X, Y) original pixels -> the resized input frame, in float64 like the official numpy path."""
+        old_h, old_w = self.original_size
+        new_h, new_w = self.transform.get_preprocess_shape(old_h, old_w, self.transform.target_length)
+        scale = torch.tensor([new_w / old_w, new_h / old_h], dtype=torch.float64, device=coords.device)
+        return coords.to(torch.float64) * scale
+
+    def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        pts = None if points is None else (self._to_input_frame(points), labels.to(torch.int))
+        box = None if boxes is None else self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+        with self._autocast():
+            sparse, dense = self.sam.prompt_encoder(points=pts, boxes=box, masks=mask_input)
+            low_res, iou = self._run_decoder(sparse, dense, multimask)
+        low_res = low_res.float()
+        logits = self.sam.postprocess_masks(low_res, self.input_size, self.original_size)
+        return Prediction(logits, iou.float(), low_res, self.mask_threshold)
+
+    def _run_decoder(self, sparse: torch.Tensor, dense: torch.Tensor, multimask: bool):
+        return self.sam.mask_decoder(image_embeddings=self.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                     multimask_output=multimask)
+
+
+def random_init(build, seed: int) -> torch.nn.Module:
+    """Build with random weights from a fixed seed, without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def model_info(name: str, path, sha: str | None, untrained: bool, dtype: str | None, seed: int | None = None,
+               **extra: Any) -> ModelInfo:
+    """What results record: checkpoint and sha256, or ``untrained`` with the random-weights seed."""
+    ex = {"dtype": dtype or "fp32", **extra}
+    if untrained:
+        ex["weights"] = f"random weights (seed {seed})"
+    return ModelInfo(name, checkpoint=None if path is None else str(path), checkpoint_sha256=sha,
+                     untrained=untrained, extra=ex)
+
+
+def _build(variant: str, checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
+           seed: int = 0, prompt_batch: int | None = None, **opts: Any) -> SamV1Model:
+    from segment_anything import sam_model_registry
+
+    from sam_bench.config import resolve_device, resolve_dtype
+
+    if opts:
+        raise ConfigError(f"sam_{variant}: unknown model options {sorted(opts)}")
+    name = f"sam_{variant}"
+    device, torch_dtype = resolve_device(device if device is None else str(device)), resolve_dtype(dtype)
+    if untrained:
+        if checkpoint:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        sam = random_init(sam_model_registry[variant], seed)
+        info = model_info(name, None, None, True, dtype, seed)
+    else:
+        path, sha = checkpoints.resolve(name, checkpoint, default=name)
+        sam = sam_model_registry[variant]()
+        checkpoints.load_into(sam, path)
+        info = model_info(name, path, sha, False, dtype)
+    return SamV1Model(sam, info, device, torch_dtype, prompt_batch)
+
+
+def build_sam_vit_b(**kw: Any) -> SamV1Model:
+    """SAM ViT-B (91M encoder parameters), official checkpoint ``sam_vit_b_01ec64.pth``."""
+    return _build("vit_b", **kw)
+
+
+def build_sam_vit_l(**kw: Any) -> SamV1Model:
+    """SAM ViT-L (308M), official checkpoint ``sam_vit_l_0b3195.pth``."""
+    return _build("vit_l", **kw)
+
+
+def build_sam_vit_h(**kw: Any) -> SamV1Model:
+    """SAM ViT-H (636M), official checkpoint ``sam_vit_h_4b8939.pth``."""
+    return _build("vit_h", **kw)

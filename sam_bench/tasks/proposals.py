@@ -1,0 +1,177 @@
+"""Object proposals: class-agnostic mask AR@1000 on LVIS (paper section 7.3, Table 4).
+
+A promptable model proposes through automatic mask generation (``sam_bench.amg.generate``) in
+the paper's setting: a 64x64 point grid, no crops, no predicted-IoU or stability filtering, mask
+NMS at 0.9, the top 1000 by the mean of predicted IoU and stability. A proposal model (a
+classical baseline) proposes through ``model.propose``. The rank order of the proposals is their
+score for the evaluator (score = (K - rank) / K).
+
+Record per image, kept small (no RLEs): the image's annotations ``[id, category, area, crowd]``,
+``num_proposals``, and the proposals that reach IoU >= 0.5 with some annotation ``[rank, area]``
+with their IoUs ``[rank, annotation index, IoU]`` (``mask_ious``: the values ``pycocotools.mask.iou``
+gives, computed on the masks' device without RLE-encoding 1000 masks). ``evaluate`` hands
+exactly these to pycocotools' COCOeval (``sam_bench.metrics.coco_eval.mask_ar``): a proposal
+with every IoU below 0.5 matches nothing at any threshold and leaves recall unchanged, so AR equals
+a COCOeval run on all proposals' masks (tested). Annotations are those the dataset reader
+delivers for evaluated images: images absent on disk are skips, not zeros.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sam_bench.data.base import Dataset, Item, Sample
+from sam_bench.errors import ConfigError
+from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious
+from sam_bench.tasks.base import Task
+
+DEFAULTS = {"grid": 64, "nms_thresh": 0.9, "ranking": "score_stability_mean", "top_k": 1000, "multimask": True,
+            "pred_iou_thresh": None, "stability_thresh": None, "crop_layers": 0, "points_per_batch": None,
+            "seed": 0}
+RANKINGS = ("score_stability_mean", "score", "random")
+TABLE4 = {"all": "", "small": "_small", "med": "_medium", "large": "_large", "freq": "_frequent",
+          "com": "_common", "rare": "_rare"}
+
+
+class ProposalsTask(Task):
+    name = "proposals"
+    description = "object proposals: class-agnostic mask AR@1000 by size and LVIS frequency (paper Table 4)"
+    model_kinds = ("promptable", "proposals")
+    default_datasets = ("LVIS",)
+
+    def __init__(self, **config):
+        super().__init__(**{**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}})
+        c = self.config
+        if c["grid"] < 1 or c["top_k"] < 1:
+            raise ConfigError(f"--grid and --top-k must be positive, got {c['grid']} and {c['top_k']}")
+        if c["ranking"] not in RANKINGS:
+            raise ConfigError(f"--ranking {c['ranking']!r}: choose one of {', '.join(RANKINGS)}")
+        if c["nms_thresh"] is not None and not 0 < c["nms_thresh"] <= 1:
+            raise ConfigError(f"--nms-thresh must be in (0, 1], got {c['nms_thresh']}")
+
+    @classmethod
+    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--grid", type=int, default=DEFAULTS["grid"],
+                       help="points per side of the prompt grid (paper: 64; single-output ablation: 128)")
+        p.add_argument("--nms-thresh", type=float, default=DEFAULTS["nms_thresh"],
+                       help="mask-IoU NMS threshold between proposals (paper: 0.9; ablation: 0.95)")
+        p.add_argument("--ranking", choices=RANKINGS, default=DEFAULTS["ranking"],
+                       help="order for the top-k cut: mean of predicted IoU and stability (paper), predicted "
+                            "IoU, or random (seeded; the single-output ablation)")
+        p.add_argument("--top-k", type=int, default=DEFAULTS["top_k"],
+                       help="proposals kept per image; the metric is AR@top-k (paper: 1000)")
+        p.add_argument("--multimask", dest="multimask", action="store_true", default=DEFAULTS["multimask"],
+                       help="keep SAM's 3 masks per point (default)")
+        p.add_argument("--single-output", dest="multimask", action="store_false",
+                       help="one mask per point (the single-output ablation)")
+        p.add_argument("--pred-iou-thresh", type=float, default=None,
+                       help="drop masks with predicted IoU below this (default: off, as the paper)")
+        p.add_argument("--stability-thresh", type=float, default=None,
+                       help="drop masks with stability score below this (default: off, as the paper)")
+        p.add_argument("--crop-layers", type=int, default=DEFAULTS["crop_layers"],
+                       help="crop layers of automatic mask generation (paper: 0, no crops)")
+        p.add_argument("--points-per-batch", type=int, default=None,
+                       help="grid points per decoder call (default: the model's prompt batch)")
+        p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the random ranking")
+
+    def amg_config(self):
+        """The ``AMGConfig`` these options describe (mask NMS, no filters unless asked)."""
+        from sam_bench.amg import AMGConfig
+
+        c = self.config
+        return AMGConfig(points_per_side=c["grid"], points_per_batch=c["points_per_batch"], multimask=c["multimask"],
+                         pred_iou_thresh=c["pred_iou_thresh"], stability_score_thresh=c["stability_thresh"],
+                         nms="mask", nms_thresh=c["nms_thresh"], crop_n_layers=c["crop_layers"],
+                         ranking=c["ranking"], top_k=c["top_k"], seed=c["seed"])
+
+    def propose(self, model, image: np.ndarray):
+        """(K, H, W) bool masks, best first, K <= top-k (torch or numpy)."""
+        if "promptable" in getattr(model, "kinds", (model.kind,)) and hasattr(model, "predict"):
+            from sam_bench.amg import generate
+
+            return generate(model, image, self.amg_config()).masks[: self.config["top_k"]]
+        masks, _ = model.propose(max_masks=self.config["top_k"])
+        return masks[: self.config["top_k"]]
+
+    def process(self, model, item: Item, sample: Sample) -> dict:
+        masks = torch.as_tensor(self.propose(model, sample.image))
+        if tuple(masks.shape[1:]) != sample.image.shape[:2]:
+            raise ConfigError(f"{model.info.name}: proposals are {tuple(masks.shape[1:])} for a "
+                              f"{sample.image.shape[:2]} image {item.id}")
+        gts = sample.instances
+        gt_masks = np.stack([i.mask() for i in gts]) if gts else np.zeros((0,) + masks.shape[1:], bool)
+        iou = mask_ious(masks, torch.from_numpy(gt_masks), [i.iscrowd for i in gts])
+        d, g = np.nonzero(iou >= MIN_IOU)
+        kept = np.unique(d)
+        areas = masks[torch.as_tensor(kept, dtype=torch.long, device=masks.device)].sum((1, 2)).tolist()
+        return {"image_id": item.image_id if item.image_id is not None else item.id,
+                "num_proposals": int(masks.shape[0]),
+                "gt": [[i.id, i.category_id, float(i.area if i.area is not None else m.sum()), int(i.iscrowd)]
+                       for i, m in zip(gts, gt_masks)],
+                "proposals": [[int(k), int(a)] for k, a in zip(kept, areas)],
+                "matches": [[int(a), int(b), float(iou[a, b])] for a, b in zip(d, g)]}
+
+    def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
+        gt, proposals, ious = evaluator_inputs(records)
+        groups = frequency_groups(dataset.categories)
+        out = mask_ar(gt, proposals, max_dets=self.config["top_k"], groups=groups, ious=ious)
+        for key in ar_keys(self.config["top_k"], [g for g in ("frequent", "common", "rare") if g not in groups]):
+            out.setdefault(key, float("nan"))
+        out["proposals_per_image"] = float(np.mean([r["num_proposals"] for r in records])) if records else math.nan
+        return out
+
+    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
+        """Table 4 (paper rows beside ours) as .md/.csv/.tex."""
+        from sam_bench.presets import paper_rows
+        from sam_bench.reports.tables import write_table
+
+        k = f"ar{results['config'].get('top_k', 1000)}"
+        rows = [{"method": r["method"], "data": "LVIS v1 val (paper)",
+                 **{col: r.get("ar1000" + suf, math.nan) for col, suf in TABLE4.items()}}
+                for r in _paper_rows(paper_rows)]
+        label = results["model"]["name"] + (" (untrained)" if results.get("untrained") else "")
+        for name, ds in results["datasets"].items():
+            m = ds["metrics"]
+            rows.append({"method": label, "data": f"{name} ({ds['num_items']} images)",
+                         **{col: m.get(k + suf, math.nan) for col, suf in TABLE4.items()}})
+        df = pd.DataFrame(rows)
+        df = df.astype(object).where(df.notna(), None)  # write_table's Markdown prints NaN as 'nan'; None as '-'
+        return write_table(df, out_dir, "table4_proposals",
+                           caption=f"Object proposals, class-agnostic mask AR@{k[2:]} (paper Table 4)")
+
+
+def _paper_rows(paper_rows) -> list[dict]:
+    try:
+        return paper_rows("proposals")
+    except ConfigError:
+        return []
+
+
+def evaluator_inputs(records: list[dict]) -> tuple[dict, list[dict], dict]:
+    """(class-aware GT dict, proposals, {image: {(proposal id, annotation id): IoU}}) from records.
+
+    Annotation and proposal ids are renumbered 1.. over the dataset (a reader's ids need not be
+    unique across images); a proposal's score is (K - rank) / K, so the evaluator keeps the rank order.
+    """
+    images, anns, props, ious = [], [], [], {}
+    for rec in records:
+        img = rec["image_id"]
+        images.append({"id": img})
+        gt_ids = []
+        for aid, cat, area, crowd in rec["gt"]:
+            gt_ids.append(len(anns) + 1)
+            anns.append({"id": gt_ids[-1], "image_id": img, "category_id": cat, "area": area, "iscrowd": crowd})
+        k = rec["num_proposals"]
+        local = {}
+        for rank, area in rec["proposals"]:
+            local[rank] = len(props) + 1
+            props.append({"id": local[rank], "image_id": img, "score": (k - rank) / k, "area": area})
+        ious[img] = {(local[r], gt_ids[g]): v for r, g, v in rec["matches"]}
+    cats = sorted({a["category_id"] for a in anns if a["category_id"] is not None})
+    return {"images": images, "annotations": anns, "categories": [{"id": c} for c in cats]}, props, ious

@@ -1,0 +1,132 @@
+"""The spine's contracts: registry, result store, prediction helpers, prompt validation, CLI help."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sam_bench import registry
+from sam_bench.cli import main
+from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+from sam_bench.results import ItemStore, atomic_write_json, config_hash, merge_items, read_jsonl
+
+
+class DiskModel(PromptableModel):
+    """Predicts a disk of radius 5 around the first point (or the box), 3 masks with scores."""
+
+    def _encode(self, image):
+        self.h, self.w = image.shape[:2]
+
+    def _decode(self, points, labels, boxes, mask_input, multimask):
+        b = (points if points is not None else boxes).shape[0]
+        yy, xx = torch.meshgrid(torch.arange(self.h), torch.arange(self.w), indexing="ij")
+        centers = points[:, 0] if points is not None else (boxes[:, :2] + boxes[:, 2:]) / 2
+        d = ((xx[None] - centers[:, 0, None, None]) ** 2 + (yy[None] - centers[:, 1, None, None]) ** 2).sqrt()
+        m = 3 if multimask else 1
+        logits = torch.stack([5.0 - d + k for k in range(m)], 1)
+        scores = torch.tensor([0.5, 0.9, 0.7][:m]).expand(b, m)
+        return Prediction(logits, scores.clone(), torch.zeros(b, m, 256, 256))
+
+
+def test_registry_unknown_name_suggests():
+    with pytest.raises(ConfigError, match="Did you mean sam_vit_b"):
+        registry.get("models", "sam_vit_bb")
+
+
+def test_registry_runtime_registration():
+    registry.register("models", "unit-disk", lambda **kw: "built")
+    assert registry.get("models", "unit-disk")() == "built"
+    assert "unit-disk" in registry.names("models")
+
+
+def test_item_store_resume_and_torn_line(tmp_path):
+    path = tmp_path / "items.jsonl"
+    store = ItemStore(path)
+    store.add("ds", "a", {"v": 1})
+    store.add("ds", "b", skip="corrupt")
+    store.add("ds", "a", {"v": 2})  # already done: ignored, not duplicated
+    with open(path, "a") as fh:
+        fh.write('{"dataset": "ds", "item": "c", "sta')  # killed mid-write
+    again = ItemStore(path)
+    assert again.done("ds", "a") and again.done("ds", "b") and not again.done("ds", "c")
+    again.add("ds", "c", {"v": 3})
+    lines = list(read_jsonl(path))
+    assert [(ln["item"], ln["status"]) for ln in lines] == [("a", "ok"), ("b", "skip"), ("c", "ok")]
+    assert lines[0]["record"] == {"v": 1}
+
+
+def test_merge_items_deduplicates(tmp_path):
+    a, b = ItemStore(tmp_path / "r0.jsonl"), ItemStore(tmp_path / "r1.jsonl")
+    a.add("ds", "1", {"x": 1})
+    b.add("ds", "2", {"x": 2})
+    b.add("ds", "1", {"x": 9})
+    merged = merge_items([tmp_path / "r0.jsonl", tmp_path / "r1.jsonl"])
+    assert sorted((m["item"], m["record"]["x"]) for m in merged) == [("1", 1), ("2", 2)]
+
+
+def test_atomic_write_json_roundtrip_numpy(tmp_path):
+    atomic_write_json(tmp_path / "r.json", {"a": np.float32(0.5), "b": np.arange(3), "n": float("nan")})
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["a"] == 0.5 and data["b"] == [0, 1, 2] and np.isnan(data["n"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_config_hash_changes_with_settings():
+    assert config_hash({"a": 1}) == config_hash({"a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_prediction_best_and_select():
+    logits = torch.randn(2, 3, 4, 4)
+    pred = Prediction(logits, torch.tensor([[0.1, 0.9, 0.2], [0.8, 0.1, 0.3]]), torch.randn(2, 3, 256, 256))
+    best = pred.best()
+    assert best.logits.shape == (2, 1, 4, 4)
+    assert torch.equal(best.logits[0, 0], logits[0, 1]) and torch.equal(best.logits[1, 0], logits[1, 0])
+    assert torch.equal(best.masks, best.logits > 0)
+
+
+def test_promptable_contract_counts_and_chunks():
+    model = DiskModel(ModelInfo("disk"), prompt_batch=2)
+    with pytest.raises(SamBenchError, match="before set_image"):
+        model.predict(points=[[[1, 1]]], labels=[[1]])
+    model.set_image(np.zeros((20, 30, 3), np.uint8))
+    pts = np.array([[[5, 5]], [[10, 10]], [[20, 15]], [[25, 3]], [[1, 1]]], float)
+    pred = model.predict(points=pts, labels=np.ones((5, 1)), multimask=True)
+    assert pred.logits.shape == (5, 3, 20, 30)
+    assert model.encoder_calls == 1 and model.decoder_calls == 3 and model.decoded_prompts == 5
+    one = model.predict(points=pts[2:3], labels=np.ones((1, 1)))
+    assert torch.equal(one.logits[0], pred.logits[2])
+    assert bool(pred.best().masks[1, 0, 10, 10]) and not bool(pred.best().masks[1, 0, 0, 29])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "at least one"),
+    ({"points": [[[40, 5]]], "labels": [[1]]}, "outside"),
+    ({"points": [[[4, 5]]]}, "labels must be given"),
+    ({"boxes": [[10, 10, 5, 12]]}, "XYXY"),
+    ({"points": [[[4, 5]]], "labels": [[1]], "boxes": [[1, 1, 4, 4], [1, 1, 3, 3]]}, "disagree"),
+    ({"mask_input": np.zeros((1, 1, 64, 64))}, "256, 256"),
+])
+def test_prompt_validation(kwargs, message):
+    model = DiskModel(ModelInfo("disk"))
+    model.set_image(np.zeros((20, 30, 3), np.uint8))
+    with pytest.raises(ConfigError, match=message):
+        model.predict(**kwargs)
+
+
+def test_set_image_rejects_wrong_array():
+    with pytest.raises(ConfigError, match="uint8"):
+        DiskModel(ModelInfo("disk")).set_image(np.zeros((20, 30), np.float32))
+
+
+def test_cli_help_and_unknown_model(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("run", "reproduce", "compare", "report", "latency", "models", "datasets"):
+        assert verb in out
