@@ -116,11 +116,11 @@ _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
 def pack_masks(masks: torch.Tensor) -> torch.Tensor:
     """(K, H, W) bool -> (K, ceil(H*W/8)) uint8, row-major bits (like ``np.packbits``)."""
-    flat = masks.reshape(masks.shape[0], -1).to(torch.uint8)
+    flat = masks.flatten(1).to(torch.uint8)  # flatten, unlike reshape(K, -1), accepts K = 0
     pad = (-flat.shape[1]) % 8
     if pad:
         flat = torch.nn.functional.pad(flat, (0, pad))
-    return (flat.view(flat.shape[0], -1, 8) * _BITS.to(flat.device)).sum(-1, dtype=torch.uint8)
+    return (flat.view(flat.shape[0], flat.shape[1] // 8, 8) * _BITS.to(flat.device)).sum(-1, dtype=torch.uint8)
 
 
 def unpack_masks(packed: torch.Tensor, h: int, w: int) -> torch.Tensor:

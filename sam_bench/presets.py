@@ -9,7 +9,8 @@ A preset names its task and fixes options to the paper's settings::
     grid = 64
 
 ``sam-bench run PRESET`` runs the task with those defaults (any option can still be overridden
-on the command line); ``sam-bench reproduce`` runs the presets marked ``paper = true``.
+on the command line); ``sam-bench reproduce`` runs the presets that carry ``[[paper]]`` rows
+(or say ``reproduce = true`` before their tables).
 Extra preset folders can be added with ``$SAM_BENCH_PRESETS`` (os.pathsep-separated).
 """
 

@@ -16,7 +16,8 @@ from pycocotools.cocoeval import COCOeval
 
 from coco_fixtures import gt_masks, make_dataset, rle_of
 from sam_bench.data.lvis import lvis_api
-from sam_bench.metrics.coco_eval import (ar_keys, coco_mask_ap, frequency_groups, lvis_mask_ap, mask_ar, rle_encode,
+from sam_bench.metrics.coco_eval import (ar_keys, coco_mask_ap, frequency_groups, lvis_mask_ap, mask_ar, mask_ious,
+                                         rle_encode,
                                          sparse_ious)
 
 
@@ -225,3 +226,22 @@ def test_sparse_ious_match_full_matrix_and_rle_encode_roundtrip():
     assert [tuple(x) for x in want] == list(zip(d.tolist(), g.tolist()))
     np.testing.assert_allclose(v, full[full >= 0.5], rtol=0, atol=1e-12)
     assert (3, 0) in set(zip(d.tolist(), g.tolist()))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not __import__("torch").cuda.is_available(), reason="no CUDA"))])
+def test_mask_ious_equal_pycocotools_iou(device):
+    import torch
+
+    rng = np.random.default_rng(5)
+    masks = rng.random((70, 30, 40)) > 0.5
+    masks[4] = False
+    gt = rng.random((5, 30, 40)) > 0.7
+    gt[1] = False
+    gt[3] = False
+    gt[3, 5:9, 10:30] = True
+    crowd = [0, 0, 1, 0, 1]
+    want = mask_utils.iou([_bytes(r) for r in rle_encode(masks)], [_bytes(r) for r in rle_encode(gt)], crowd)
+    got = mask_ious(torch.from_numpy(masks).to(device), torch.from_numpy(gt), crowd, chunk=16)
+    assert np.array_equal(got, want)
+    assert mask_ious(torch.zeros(0, 30, 40, dtype=torch.bool), gt, crowd).shape == (0, 5)

@@ -201,3 +201,16 @@ def test_lvis_results_match_lvis_eval_directly(tmp_path):
                          ("APs", "ap_small"), ("APm", "ap_medium"), ("APl", "ap_large")]:
         want = 100 * r[theirs] if r[theirs] >= 0 else math.nan
         assert ours[mine] == pytest.approx(want, abs=1e-6, nan_ok=True), mine
+
+
+def test_cli_options_reach_the_task(tmp_path):
+    from sam_bench.cli import build_parser
+
+    args = build_parser().parse_args(["run", "instances_lvis", "--model", "m", "--no-refine"])
+    task = InstancesTask(**{k: getattr(args, k) for k in args.task_options})
+    assert task.config == {"boxes": "gt", "max_dets": 300, "refine": False}
+    dets = tmp_path / "d.json"
+    dets.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 4, 4], "score": 0.5}]))
+    args = build_parser().parse_args(["run", "instances", "--model", "m", "--boxes", str(dets)])
+    task = InstancesTask(**{k: getattr(args, k) for k in args.task_options})
+    assert task.config["boxes"] == str(dets.resolve()) and task.config["max_dets"] is None

@@ -312,30 +312,41 @@ def rle_encode(masks) -> list[dict]:
 
 
 def mask_ious(masks, gt_masks, iscrowd, chunk: int = 64) -> np.ndarray:
-    """(K, G) float64 IoUs of (K, H, W) proposals with (G, H, W) annotations, equal to
+    """(K, G) float64 IoUs of (K, H, W) bool proposals with (G, H, W) bool annotations, equal to
     ``pycocotools.mask.iou`` (crowd: intersection over the proposal's area) without RLE-encoding.
 
-    Intersections are a float32 matrix product on the masks' device (0/1 products summed: exact
-    integers below 2^24 pixels), then divided in float64 as pycocotools does; ``chunk``
-    proposals at a time bound memory.
+    Pixel counts are exact integers, divided in float64 as pycocotools does. On CUDA the
+    intersections are a float32 matrix product (0/1 products: exact below 2^24 pixels), ``chunk``
+    proposals at a time; on CPU each annotation's pixels are counted inside its tight box only.
     """
     import torch
 
     masks = torch.as_tensor(masks)
-    gt = torch.as_tensor(gt_masks, device=masks.device)
-    k, g = masks.shape[0], gt.shape[0]
+    k, g = masks.shape[0], len(gt_masks)
     if k == 0 or g == 0:
         return np.zeros((k, g))
+    gt = torch.as_tensor(gt_masks, device=masks.device).to(torch.bool)
     if masks.shape[1:] != gt.shape[1:]:
         raise ValueError(f"proposals are {tuple(masks.shape[1:])} but annotations {tuple(gt.shape[1:])} (H, W)")
-    if masks.shape[1] * masks.shape[2] >= 2 ** 24:
-        raise ValueError("images of 2^24 pixels or more: float32 pixel counts would not be exact")
-    gf = gt.reshape(g, -1).to(torch.float32)
-    inter = torch.cat([masks[s:s + chunk].reshape(-1, gf.shape[1]).to(torch.float32) @ gf.T
-                       for s in range(0, k, chunk)]).double().cpu().numpy()
-    a = masks.reshape(k, -1).sum(1, dtype=torch.float64).cpu().numpy()[:, None]
-    b = gf.sum(1, dtype=torch.float64).cpu().numpy()[None, :]
-    crowd = np.asarray(iscrowd, bool)[None, :]
-    union = np.where(crowd, a, a + b - inter)
+    if masks.is_cuda:
+        if masks.shape[1] * masks.shape[2] >= 2 ** 24:
+            raise ValueError("images of 2^24 pixels or more: float32 pixel counts would not be exact")
+        gf = gt.reshape(g, -1).to(torch.float32)
+        inter = torch.cat([masks[s:s + chunk].reshape(-1, gf.shape[1]).to(torch.float32) @ gf.T
+                           for s in range(0, k, chunk)]).double().cpu().numpy()
+        a = masks.reshape(k, -1).sum(1, dtype=torch.float64).cpu().numpy()
+        b = gf.sum(1, dtype=torch.float64).cpu().numpy()
+    else:
+        m, gn = masks.numpy().astype(bool, copy=False), gt.numpy()
+        a = np.count_nonzero(m.reshape(k, -1), axis=1).astype(np.float64)
+        b = np.count_nonzero(gn.reshape(g, -1), axis=1).astype(np.float64)
+        inter = np.zeros((k, g))
+        for j in np.flatnonzero(b):
+            ys, xs = np.flatnonzero(gn[j].any(1)), np.flatnonzero(gn[j].any(0))
+            box = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))
+            both = m[(slice(None),) + box] & gn[j][box]
+            inter[:, j] = np.count_nonzero(both.reshape(k, -1), axis=1)
+    a, b = a[:, None], b[None, :]
+    union = np.where(np.asarray(iscrowd, bool)[None, :], a, a + b - inter)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / union, 0.0)

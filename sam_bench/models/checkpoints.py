@@ -193,9 +193,12 @@ def load_into(module: Any, path: str | os.PathLike, key: str | None = None, stri
     state = load_state_dict(path, key)
     result = module.load_state_dict(state, strict=False)
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if strict and (missing or unexpected):
-        raise CheckpointError(f"{path}: does not fit the architecture (missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                              f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}); wrong model size?")
+    if missing or unexpected:
+        msg = (f"{path}: does not fit the architecture (missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})")
+        if strict:
+            raise CheckpointError(msg + "; wrong model size?")
+        log.warning(msg)
 
 
 # -- download --------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Every prompt runs ``cv2.grabCut`` on a downscaled working copy of the image (lon
   ``mask_input``, probable foreground where its logits are > 0 and probable background elsewhere.
   Then a probable-foreground disk of radius ``r`` around each positive click, a sure-background
   disk of radius ``sure_radius`` at each negative click, and a sure-foreground disk of radius
-  ``sure_radius`` at each positive click (later steps win where they overlap).
+  ``sure_radius`` at each positive click (later steps win where they overlap). A positive
+  click's probable disk stops short of the nearest negative click's sure disk, so a correction
+  is never buried under probable foreground.
 
 Radii are in working-copy pixels: ``sure_radius`` = 3; ``r`` is a fraction of the working
 copy's shorter side, ``probable_radii`` = (0.1, 0.2, 0.3) (chosen from two coarse grids on a

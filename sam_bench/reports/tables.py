@@ -15,7 +15,7 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str, *, caption: st
                 floatfmt: str = ".1f") -> list[Path]:
     """``out_dir/stem.{md,csv,tex}``; NaN shows as '-' in Markdown and LaTeX."""
     out_dir = Path(out_dir)
-    md = df.to_markdown(index=False, floatfmt=floatfmt, missingval="-")
+    md = df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="-")
     if caption:
         md = f"**{caption}**\n\n{md}"
     buf = io.StringIO()

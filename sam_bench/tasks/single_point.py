@@ -258,7 +258,7 @@ class SinglePointTask(Task):
                 log.warning("--compare-to: %s; plotting this run alone", exc)
         caption = (f"Single-point valid mask, {self.config['point']} first click: mIoU (%) after N clicks, "
                    f"NoC within {self.config['max_clicks']} clicks")
-        paths = write_table(self._table(results), out_dir, "single_point", caption=caption)
+        paths = write_table(self._table(results), out_dir, "single_point", caption=caption, floatfmt=".2f")
         paths.append(self._bars(results, other, out_dir / "single_point_bars.png"))
         paths.append(self._curves(results, other, out_dir / "single_point_clicks.png"))
         return paths
@@ -289,8 +289,13 @@ class SinglePointTask(Task):
                 continue
             rows.append({"method": f"{ref['method']} (reported)", "dataset": scope, "objects": None,
                          **{title: ref.get(k, math.nan) for k, title in cols.items()}})
-        df = pd.DataFrame(rows, columns=["method", "dataset", "objects", *cols.values()])
-        return df.astype({c: float for c in cols.values()})
+        df = pd.DataFrame(rows, columns=["method", "dataset", "objects", *cols.values()]).astype(object)
+        # counts as ints; missing values as None, which every output format prints as missing
+        counts = {"objects", *(title for k, title in cols.items() if k.endswith("_failures"))}
+        for col in df.columns[2:]:
+            df[col] = pd.Series([None if v is None or (isinstance(v, float) and math.isnan(v))
+                                 else int(v) if col in counts else float(v) for v in df[col]], dtype=object)
+        return df
 
     def _bars(self, results: dict, other: dict | None, path: Path) -> Path:
         """Fig. 9a: per-dataset mIoU at one click, or the difference to ``other`` when given."""

@@ -1,0 +1,149 @@
+"""Hugging Face ``transformers`` SAM (``SamModel``; ``SamHQModel`` too) from a local directory: ``hf-sam``.
+
+``--checkpoint DIR`` (or the ``path`` option) names a folder written by ``save_pretrained``
+(config.json, weights, preprocessor_config.json); nothing is downloaded. ``--untrained`` builds
+the architecture from ``SamConfig`` (option ``variant``: vit_b, vit_l, vit_h) with random
+weights. Prompts are batched along the image axis (the image embedding is expanded, not copied),
+so every prompt may carry its own points, box and mask input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
+from sam_bench.models import checkpoints
+from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+from sam_bench.models.sam_v1 import PROMPT_BATCH, model_info
+
+VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
+    "vit_b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, global_attn_indexes=[2, 5, 8, 11]),
+    "vit_l": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, global_attn_indexes=[5, 11, 17, 23]),
+    "vit_h": dict(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31]),
+}
+
+
+class HFSamModel(PromptableModel):
+    """A ``transformers`` SamModel / SamHQModel with its image processor."""
+
+    def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=torch.float32,
+                 prompt_batch: int | None = None, hq_token_only: bool = False):
+        super().__init__(info, device, prompt_batch)
+        self.model = model.to(self.device).eval()
+        self.dtype = dtype
+        if dtype != torch.float32:
+            self.model.vision_encoder.to(dtype)
+        self.processor = image_processor
+        self.hq = getattr(model.config, "model_type", "sam") == "sam_hq"
+        self.hq_token_only = hq_token_only
+        self.embeddings = self.intermediate = None
+
+    def default_prompt_batch(self) -> int:
+        return PROMPT_BATCH.get(self.device.type, 16)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _encode(self, image: np.ndarray) -> None:
+        inputs = self.processor(images=image, return_tensors="pt")
+        self.original_size = tuple(int(v) for v in inputs["original_sizes"][0])
+        self.reshaped_size = tuple(int(v) for v in inputs["reshaped_input_sizes"][0])
+        pixels = inputs["pixel_values"].to(self.device, self.dtype)
+        with self._autocast():
+            out = self.model.get_image_embeddings(pixels)
+        if self.hq:
+            self.embeddings, self.intermediate = out[0].float(), [t.float() for t in out[1]]
+        else:
+            self.embeddings = out.float()
+
+    def _to_input_frame(self, coords: torch.Tensor) -> torch.Tensor:
+        (oh, ow), (nh, nw) = self.original_size, self.reshaped_size
+        return coords * torch.tensor([nw / ow, nh / oh], dtype=coords.dtype, device=coords.device)
+
+    def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        b = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
+        kw: dict[str, Any] = {"image_embeddings": self.embeddings.expand(b, -1, -1, -1), "multimask_output": multimask}
+        if points is not None:
+            kw["input_points"] = self._to_input_frame(points)[:, None]
+            kw["input_labels"] = labels[:, None]
+        if boxes is not None:
+            kw["input_boxes"] = self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 1, 4)
+        if mask_input is not None:
+            kw["input_masks"] = mask_input
+        if self.hq:
+            kw["intermediate_embeddings"] = [t.expand(b, *t.shape[1:]) for t in self.intermediate]
+            kw["hq_token_only"] = self.hq_token_only
+        with self._autocast():
+            out = self.model(**kw)
+        low = out.pred_masks[:, 0].float()
+        side = self.model.config.vision_config.image_size
+        full = F.interpolate(low, (side, side), mode="bilinear", align_corners=False)
+        full = full[..., : self.reshaped_size[0], : self.reshaped_size[1]]
+        logits = F.interpolate(full, self.original_size, mode="bilinear", align_corners=False)
+        return Prediction(logits, out.iou_scores[:, 0].float(), low, 0.0)
+
+
+def _dir_hash(path: Path) -> str:
+    """sha256 over the weight files of a saved model folder (name + file sha256, sorted)."""
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*")):
+        if f.is_file() and f.suffix in (".safetensors", ".bin", ".json"):
+            h.update(f.name.encode() + checkpoints.file_hash(f).encode())
+    return h.hexdigest()
+
+
+def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
+                 path: str | None = None, variant: str = "vit_b", seed: int = 0, hq_token_only: bool = False,
+                 prompt_batch: int | None = None, **opts: Any) -> HFSamModel:
+    """``hf-sam``: a saved transformers SAM folder (``--checkpoint DIR``), or ``--untrained``."""
+    try:
+        from transformers import SamConfig, SamImageProcessor, SamModel
+        from transformers.models.sam.configuration_sam import SamVisionConfig
+    except ImportError as exc:
+        raise NotBuilt(f"hf-sam needs transformers: pip install 'sam-bench[hf]' ({exc})") from exc
+    from sam_bench.config import resolve_device, resolve_dtype
+    from sam_bench.models.sam_v1 import random_init
+
+    if opts:
+        raise ConfigError(f"hf-sam: unknown model options {sorted(opts)}")
+    folder = checkpoint or path
+    device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
+    if untrained:
+        if folder:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        if variant not in VARIANTS:
+            raise ConfigError(f"hf-sam variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+        config = SamConfig(vision_config=SamVisionConfig(**VARIANTS[variant]).to_dict())
+        model = random_init(lambda: SamModel(config), seed)
+        info = model_info("hf-sam", None, None, True, dtype, seed, variant=variant)
+        return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only)
+    if not folder:
+        raise CheckpointError("hf-sam needs --checkpoint DIR (a folder saved with save_pretrained) or --untrained")
+    folder = Path(folder).expanduser()
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"--checkpoint {folder}: not a transformers model folder (no config.json)")
+    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    if model_type == "sam_hq":
+        from transformers import SamHQModel as cls
+    elif model_type == "sam":
+        cls = SamModel
+    else:
+        raise CheckpointError(f"{folder}/config.json: model_type {model_type!r} is not 'sam' or 'sam_hq'")
+    try:
+        model = cls.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}: cannot load the model ({exc})") from exc
+    processor = (SamImageProcessor.from_pretrained(folder, local_files_only=True)
+                 if (folder / "preprocessor_config.json").is_file() else SamImageProcessor())
+    info = model_info("hf-sam", folder, _dir_hash(folder), False, dtype, model_type=model_type)
+    return HFSamModel(model, processor, info, device, torch_dtype, prompt_batch, hq_token_only)

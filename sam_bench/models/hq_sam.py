@@ -1,0 +1,66 @@
+"""HQ-SAM (``segment_anything_hq``, ``pip install 'sam-bench[hq]'``) behind ``PromptableModel``: ``hq-sam``.
+
+The same adapter as SAM v1 (``SamV1Model``): HQ-SAM's encoder also returns intermediate ViT
+features, and its decoder takes them plus ``hq_token_only`` (option; default False, i.e. the
+HQ mask is added to SAM's, as in the HQ-SAM evaluation). Option ``variant``: vit_b, vit_l,
+vit_h (default), vit_tiny (Light HQ-SAM on MobileSAM's TinyViT).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sam_bench.errors import ConfigError, NotBuilt
+from sam_bench.models import checkpoints
+from sam_bench.models.sam_v1 import SamV1Model, model_info, random_init
+
+VARIANTS = ("vit_b", "vit_l", "vit_h", "vit_tiny")
+
+
+class HQSamModel(SamV1Model):
+    """``segment_anything_hq.modeling.Sam``: encoder -> (embedding, intermediate features)."""
+
+    def __init__(self, *args: Any, hq_token_only: bool = False, **kw: Any):
+        super().__init__(*args, **kw)
+        self.hq_token_only = hq_token_only
+        self.interm: Any = None
+
+    def _run_encoder(self, x: torch.Tensor):
+        features, self.interm = self.sam.image_encoder(x)
+        return features
+
+    def _run_decoder(self, sparse, dense, multimask: bool):
+        return self.sam.mask_decoder(image_embeddings=self.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                     multimask_output=multimask, hq_token_only=self.hq_token_only,
+                                     interm_embeddings=self.interm)
+
+
+def build_hq_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
+                 variant: str = "vit_h", seed: int = 0, hq_token_only: bool = False,
+                 prompt_batch: int | None = None, **opts: Any) -> HQSamModel:
+    """``hq-sam``: official ``sam_hq_<variant>.pth`` from the cache, ``--checkpoint``, or ``--untrained``."""
+    try:
+        from segment_anything_hq import sam_model_registry
+    except ImportError as exc:
+        raise NotBuilt(f"hq-sam needs the segment-anything-hq package: pip install 'sam-bench[hq]' ({exc})") from exc
+    from sam_bench.config import resolve_device, resolve_dtype
+
+    if opts:
+        raise ConfigError(f"hq-sam: unknown model options {sorted(opts)}")
+    if variant not in VARIANTS:
+        raise ConfigError(f"hq-sam variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
+    if untrained:
+        if checkpoint:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        sam = random_init(sam_model_registry[variant], seed)
+        info = model_info("hq-sam", None, None, True, dtype, seed, variant=variant, hq_token_only=hq_token_only)
+    else:
+        path, sha = checkpoints.resolve("hq-sam", checkpoint, default=f"sam_hq_{variant}")
+        sam = sam_model_registry[variant]()
+        checkpoints.load_into(sam, path, strict=False)
+        info = model_info("hq-sam", path, sha, False, dtype, variant=variant, hq_token_only=hq_token_only)
+    return HQSamModel(sam, info, device, torch_dtype, prompt_batch, hq_token_only=hq_token_only)

@@ -1,0 +1,82 @@
+"""SAM 2 / 2.1 image predictor (``sam2``, ``pip install 'sam-bench[sam2]'``) behind ``PromptableModel``: ``sam2``.
+
+Option ``variant``: t, s, b+, l (SAM 2.1 Hiera tiny / small / base+ / large; default l).
+Encoding and decoding follow ``SAM2ImagePredictor.set_image`` / ``_predict`` (its image
+transforms, high-resolution features, box-as-points prompt), with prompts batched in one call.
+``--dtype bf16/fp16`` runs under autocast (SAM 2's own recommendation on GPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam_bench.errors import ConfigError, NotBuilt
+from sam_bench.models import checkpoints
+from sam_bench.models.base import Prediction, PromptableModel
+from sam_bench.models.sam_v1 import PROMPT_BATCH, model_info, random_init
+
+CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
+
+
+class Sam2Model(PromptableModel):
+    """A ``SAM2Base`` through ``SAM2ImagePredictor``'s preprocessing and decoder call."""
+
+    def __init__(self, predictor, info, device="cpu", dtype=torch.float32, prompt_batch: int | None = None):
+        super().__init__(info, device, prompt_batch)
+        self.predictor = predictor
+        self.dtype = dtype
+        self.mask_threshold = float(predictor.mask_threshold)
+
+    def default_prompt_batch(self) -> int:
+        return PROMPT_BATCH.get(self.device.type, 16)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def _encode(self, image: np.ndarray) -> None:
+        with self._autocast():
+            self.predictor.set_image(image)
+
+    def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        p = self.predictor
+        mask, coords, labs, box = p._prep_prompts(points, None if labels is None else labels.to(torch.int),
+                                                  boxes, mask_input, normalize_coords=True)
+        with self._autocast():
+            logits, iou, low = p._predict(coords, labs, box, mask, multimask, return_logits=True)
+        return Prediction(logits.float(), iou.float(), low.float(), self.mask_threshold)
+
+
+def build_sam2(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
+               variant: str = "l", seed: int = 0, prompt_batch: int | None = None, **opts: Any) -> Sam2Model:
+    """``sam2``: official ``sam2.1_hiera_<variant>.pt`` from the cache, ``--checkpoint``, or ``--untrained``."""
+    try:
+        from sam2.build_sam import build_sam2 as _build
+        from sam2.sam2_image_predictor import SAM2ImagePredictor
+    except ImportError as exc:
+        raise NotBuilt(f"sam2 needs the sam2 package: pip install 'sam-bench[sam2]' ({exc})") from exc
+    from sam_bench.config import resolve_device, resolve_dtype
+
+    if opts:
+        raise ConfigError(f"sam2: unknown model options {sorted(opts)}")
+    if variant not in CONFIGS:
+        raise ConfigError(f"sam2 variant {variant!r}: choose one of {', '.join(CONFIGS)}")
+    device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
+    config = f"configs/sam2.1/{CONFIGS[variant]}.yaml"
+    if untrained:
+        if checkpoint:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        model = random_init(lambda: _build(config, None, device="cpu"), seed)
+        info = model_info("sam2", None, None, True, dtype, seed, variant=variant)
+    else:
+        path, sha = checkpoints.resolve("sam2", checkpoint, default=f"sam2.1_hiera_{variant}")
+        model = _build(config, None, device="cpu")
+        checkpoints.load_into(model, path, key="model")
+        info = model_info("sam2", path, sha, False, dtype, variant=variant)
+    model = model.to(device).eval()
+    return Sam2Model(SAM2ImagePredictor(model), info, device, torch_dtype, prompt_batch)

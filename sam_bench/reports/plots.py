@@ -1,0 +1,122 @@
+"""Report plots (PNG, Agg backend): paper rows beside ours, and the Fig. 9 single-point views.
+
+Inputs are plain rows (dicts of metric values), so the plots can be rebuilt from saved results.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 130
+PAPER_COLOURS = ["#4d4d4d", "#8c8c8c", "#b3b3b3", "#d0d0d0", "#e3e3e3"]
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _num(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def grouped_bars(paper: list[dict], ours: list[dict], columns: dict[str, str], path: Path, *, title: str,
+                 ylabel: str) -> Path:
+    """One group per metric; grey bars for the paper's rows, coloured bars for ours.
+
+    ``paper`` / ``ours``: [{"label": str, KEY: value, ...}]; ``columns``: KEY -> axis label.
+    """
+    rows = [(r, True) for r in paper] + [(r, False) for r in ours]
+    keys = list(columns)
+    n = max(len(rows), 1)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(keys) + 0.25 * n * len(keys)), 4.2))
+    x = np.arange(len(keys))
+    ours_colours = plt.get_cmap("tab10")
+    k_paper = k_ours = 0
+    for i, (row, is_paper) in enumerate(rows):
+        vals = [_num(row.get(k)) for k in keys]
+        if is_paper:
+            colour, hatch = PAPER_COLOURS[k_paper % len(PAPER_COLOURS)], "//"
+            k_paper += 1
+        else:
+            colour, hatch = ours_colours(k_ours % 10), None
+            k_ours += 1
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=colour, hatch=hatch, edgecolor="white",
+                      label=row["label"] + (" (paper)" if is_paper else ""))
+        if n <= 8:
+            ax.bar_label(bars, fmt="%.3g", fontsize=6.5, padding=1, rotation=90 if n > 3 else 0)
+    ax.set_xticks(x, [columns[k] for k in keys])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2 if n > 5 else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    top = np.nanmax([_num(r.get(k)) for r, _ in rows for k in keys] + [0])
+    ax.set_ylim(0, top * 1.2 if top > 0 else 1)
+    return _save(fig, path)
+
+
+def single_point_bars(rows: list[dict], path: Path, *, key: str = "miou_1", references: list[dict] = ()) -> Path:
+    """Fig. 9a-style: mIoU at one point per dataset, one bar per (dataset, model), best at the top.
+
+    ``rows``: [{"dataset", "model", key: value}]; ``references``: [{"label", "value"}] drawn as
+    dashed vertical lines (the paper's 23-dataset means).
+    """
+    rows = [r for r in rows if not math.isnan(_num(r.get(key)))]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    datasets = sorted({r["dataset"] for r in rows}, key=lambda d: np.nanmean(
+        [_num(r[key]) for r in rows if r["dataset"] == d]))
+    h = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(datasets) * max(len(models), 1), 3) + 1.5))
+    for j, model in enumerate(models):
+        ys = [i - 0.4 + h * (j + 0.5) for i, d in enumerate(datasets)]
+        vals = [next((_num(r[key]) for r in rows if r["dataset"] == d and r["model"] == model), math.nan)
+                for d in datasets]
+        bars = ax.barh(ys, vals, h, label=model, color=plt.get_cmap("tab10")(j % 10))
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
+    for k, ref in enumerate(references):
+        ax.axvline(ref["value"], ls="--", lw=1, color=PAPER_COLOURS[k % 3],
+                   label=f"{ref['label']}: {ref['value']:.1f} (paper)")
+    ax.set_yticks(range(len(datasets)), datasets)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("mIoU (%) with one center point")
+    ax.set_title("Single point valid mask, per dataset (cf. paper Fig. 9a)", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return _save(fig, path)
+
+
+def clicks_curves(curves: list[dict], path: Path, *, references: list[dict] = ()) -> Path:
+    """Fig. 9c-style: mIoU against the number of points.
+
+    ``curves``: [{"label", "clicks": [N...], "miou": [...], "mean": bool}] (means drawn thick);
+    ``references``: [{"label", "clicks": [...], "miou": [...]}] drawn as paper markers.
+    """
+    fig, ax = plt.subplots(figsize=(6.5, 4.3))
+    for k, c in enumerate(curves):
+        ax.plot(c["clicks"], c["miou"], marker="o", ms=4 if c.get("mean") else 3, lw=2.2 if c.get("mean") else 1,
+                alpha=1 if c.get("mean") else 0.7, label=c["label"], color=plt.get_cmap("tab10")(k % 10))
+    for k, ref in enumerate(references):
+        ax.plot(ref["clicks"], ref["miou"], ls=":", marker="s", ms=6, color=PAPER_COLOURS[k % 3],
+                label=f"{ref['label']} (paper)")
+    ticks = sorted({n for c in list(curves) + list(references) for n in c["clicks"]})
+    ax.set_xticks(ticks)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("number of points")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title("Single point valid mask vs number of points (cf. paper Fig. 9c)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, path)

@@ -1,0 +1,391 @@
+"""Rebuild a run's tables, plots and report.md from its saved results.json files; no model runs.
+
+RUN_DIR is a ``sam-bench reproduce`` folder (its ``reproduce.json`` says which preset each run
+belongs to), a single run folder of ``sam-bench run``, or any folder of them (presets are then
+inferred from each run's task and settings). Each task rewrites its own tables and plots in its
+run folder; then RUN_DIR gets the paper's tables with the paper's numbers beside ours and the
+difference (Table 3 edges, Table 4 proposals, Table 5 instances, Fig. 9 single point, NoC,
+text-to-mask) as .md/.csv/.tex, their plots as PNG, ``latency.*`` and ``report.md`` linking them.
+
+examples:
+  sam-bench report results/20250101-120000-classical
+  sam-bench report runs/edges-sobel --no-task-outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.reports import plots
+from sam_bench.reports.runs import load_runs, model_label, numeric_items
+from sam_bench.reports.tables import write_table
+from sam_bench.results import atomic_write_text, load_json
+
+log = logging.getLogger("sam_bench")
+
+MANIFEST = "reproduce.json"
+
+
+@dataclass
+class PaperTable:
+    stem: str
+    caption: str
+    task: str
+    columns: dict[str, str]  # metric key -> column title
+    floatfmt: str = ".1f"
+    plot_ylabel: str = ""
+
+
+TABLES = [
+    PaperTable("table3_edges", "Table 3. Zero-shot edge detection (BSDS500 protocol), 0-1", "edges",
+               {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f", "score (0-1)"),
+    PaperTable("table4_proposals", "Table 4. Object proposals, class-agnostic mask AR@1000 (%)", "proposals",
+               {"ar1000": "all", "ar1000_small": "small", "ar1000_medium": "med.", "ar1000_large": "large",
+                "ar1000_frequent": "freq.", "ar1000_common": "com.", "ar1000_rare": "rare"}, ".1f", "AR@1000 (%)"),
+    PaperTable("table5_instances", "Table 5. Instance segmentation from boxes, mask AP (%)", "instances",
+               {"ap": "AP", "ap_small": "APs", "ap_medium": "APm", "ap_large": "APl"}, ".1f", "mask AP (%)"),
+    PaperTable("fig9_single_point", "Fig. 9. Single point valid mask: mIoU (%) after N center points",
+               "single-point", {"miou_1": "1 pt", "miou_2": "2 pts", "miou_3": "3 pts", "miou_5": "5 pts",
+                                "miou_9": "9 pts", "miou_oracle_1": "1 pt oracle"}),
+    PaperTable("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; RITM "
+               "protocol)", "single-point", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"),
+    PaperTable("text_to_mask", "Text to mask (paper Sec. 7.5 is qualitative): referring-expression scores (%)",
+               "text-to-mask", {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7",
+                                "pr90": "Pr@0.9", "found": "found"}, ".1f", "%"),
+]
+METHOD_HINTS = [  # model-name fragment -> paper method prefixes it is compared with, most specific first
+    ("sobel", ["sobel"]), ("canny", ["canny"]), ("felzenszwalb", ["felzenszwalb"]), ("hq", ["hq-sam", "sam"]),
+    ("vit_h", ["sam vit-h", "sam"]), ("vit_b", ["sam vit-b", "sam"]), ("vit_l", ["sam vit-l", "sam"]),
+]
+
+
+# -- runs and presets -----------------------------------------------------------------------
+def infer_preset(results: dict) -> str | None:
+    """The paper preset a run matches: same task and every preset option equal to the run's setting."""
+    from sam_bench.presets import load_presets
+
+    same_task = [(n, p) for n, p in load_presets().items() if p["task"] == results.get("task")]
+    config = results.get("config", {})
+    for name, pre in same_task:
+        if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()) and \
+                (not pre.get("datasets") or set(pre["datasets"]) & set(results.get("datasets", {}))):
+            return name
+    for name, pre in same_task:
+        if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()):
+            return name
+    return next((n for n, p in same_task if p.get("paper")), None)
+
+
+def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
+    """(manifest, run entries with ``results`` loaded where the run finished)."""
+    if (run_dir / MANIFEST).exists():
+        manifest = load_json(run_dir / MANIFEST)
+        entries = [dict(e) for e in manifest.get("runs", [])]
+        for e in entries:
+            path = run_dir / e.get("dir", "") / "results.json"
+            if e.get("status") == "done":
+                if path.exists():
+                    e["results"] = load_json(path)
+                else:
+                    e.update(status="failed", reason=f"{path} is missing")
+        return manifest, entries
+    entries = []
+    for run in load_runs(run_dir):
+        res = run.results
+        entries.append({"preset": infer_preset(res), "task": run.task, "model": run.model, "dir": run.label,
+                        "datasets": list(res.get("datasets", {})), "standin_for": {}, "status": "done",
+                        "not_run_datasets": res.get("not_run", []), "results": res})
+    return {"run_id": run_dir.resolve().name, "command": None, "settings": {}}, entries
+
+
+def task_outputs(run_dir: Path, entries: list[dict]) -> list[Path]:
+    """Let each task rewrite its own tables and plots in its run folder."""
+    from sam_bench import registry
+
+    paths, seen = [], set()
+    for e in entries:
+        if "results" not in e or e["dir"] in seen:
+            continue
+        seen.add(e["dir"])
+        res = e["results"]
+        try:
+            task = registry.get_task(res["task"])(**res.get("config", {}))
+            paths += task.outputs(res, run_dir / e["dir"])
+        except (SamBenchError, TypeError, ValueError, KeyError) as exc:
+            log.warning("%s: the task's own tables could not be rebuilt: %s", run_dir / e["dir"], exc)
+    return paths
+
+
+# -- the paper tables -----------------------------------------------------------------------
+def paper_rows(preset: str | None) -> list[dict]:
+    from sam_bench.presets import load_presets
+
+    pre = load_presets().get(preset or "")
+    if not pre:
+        return []
+    data = ", ".join(pre.get("datasets", [])) or "paper"
+    return [{**row, "_data": row.get("dataset") or row.get("scope") or data, "_preset": preset}
+            for row in pre.get("paper", [])]
+
+
+def reference(model: str, candidates: list[dict]) -> dict | None:
+    """The paper row a model's numbers are set against: its own method if the paper has it, else SAM."""
+    name = model.lower()
+    prefixes = next((p for frag, p in METHOD_HINTS if frag in name), []) + ["sam"]
+    for prefix in prefixes:
+        exact = [r for r in candidates if r["method"].lower() == prefix]
+        starts = [r for r in candidates if r["method"].lower().startswith(prefix)]
+        if exact or starts:
+            return (exact or starts)[0]
+    return candidates[0] if candidates else None
+
+
+def _our_rows(entry: dict, columns: dict[str, str]) -> list[dict]:
+    """One row per dataset of a run (plus the mean when there are several), with the metric values."""
+    res = entry["results"]
+    label = model_label(res)
+    rows = []
+    for name, ds in res.get("datasets", {}).items():
+        m = dict(numeric_items(ds.get("metrics", {})))
+        if not any(k in m for k in columns):
+            continue
+        standin = entry.get("standin_for", {}).get(name)
+        data = f"{name}{f' (for {standin})' if standin else ''}, {ds.get('num_items', 0)} img"
+        rows.append({"method": label, "data": data, "_dataset": standin or name, "_mean": False,
+                     **{k: m.get(k) for k in columns}})
+    if len(rows) > 1:
+        m = dict(numeric_items(res.get("metrics", {})))
+        rows.append({"method": label, "data": f"mean of {len(rows)} datasets", "_dataset": None, "_mean": True,
+                     **{k: m.get(k) for k in columns}})
+    return rows
+
+
+def _delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) -> dict | None:
+    """ours − the paper's row for the same method (else SAM), same dataset where the paper row names one."""
+    cands = [r for p in presets for r in paper_rows(p) if any(k in r for k in table.columns)]
+    if any("dataset" in r for r in cands):
+        cands = [r for r in cands if r.get("dataset") == ours["_dataset"]]
+    elif any("scope" in r for r in cands) and not ours["_mean"] and len(entry["results"]["datasets"]) > 1:
+        return None  # a mean over datasets is compared with our mean only
+    ref = reference(entry["model"], cands)
+    if ref is None:
+        return None
+    vals = {k: (ours[k] - ref[k]) if _is_num(ours.get(k)) and _is_num(ref.get(k)) else None for k in table.columns}
+    if all(v is None for v in vals.values()):
+        return None
+    return {"method": f"  Δ vs paper {ref['method']}", "data": "ours − paper", **vals}
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def build_table(table: PaperTable, entries: list[dict]) -> tuple[pd.DataFrame, list[dict], list[dict]] | None:
+    """(table frame, paper rows, our rows) for one paper table; None when no run feeds it."""
+    runs = [e for e in entries if "results" in e and e["results"].get("task") == table.task]
+    presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
+    unique = []
+    for e in runs:
+        if e["dir"] not in presets_of:
+            unique.append(e)
+        presets_of.setdefault(e["dir"], []).append(e.get("preset"))
+    ours_all = [(e, r) for e in unique for r in _our_rows(e, table.columns)]
+    if not ours_all:
+        return None
+    paper, seen = [], set()
+    for e in runs:
+        for r in paper_rows(e.get("preset")):
+            key = (r["method"], r["_data"])
+            if any(k in r for k in table.columns) and key not in seen:
+                seen.add(key)
+                paper.append(r)
+    rows = [{"method": f"{r['method']} (paper)", "data": r["_data"], **{k: r.get(k) for k in table.columns}}
+            for r in paper]
+    for e, ours in ours_all:
+        rows.append({k: ours[k] for k in ["method", "data", *table.columns]})
+        delta = _delta_row(ours, e, table, presets_of[e["dir"]])
+        if delta:
+            rows.append(delta)
+    df = pd.DataFrame(rows, columns=["method", "data", *table.columns])
+    df = df.rename(columns=table.columns)
+    df = df.astype(object).where(df.notna(), None)
+    paper_plot = [{"label": r["method"] + ("" if len({p["_data"] for p in paper}) == 1 else f", {r['_data']}"),
+                   **{k: r.get(k) for k in table.columns}} for r in paper]
+    headline = [rows[-1] for rows in (_our_rows(e, table.columns) for e in unique) if rows]  # mean or only row
+    ours_plot = [{"label": f"{o['method']}, {o['data']}", **{k: o.get(k) for k in table.columns}} for o in headline]
+    return df, paper_plot, ours_plot
+
+
+def single_point_plots(entries: list[dict], out: Path) -> list[Path]:
+    """Fig. 9a (per-dataset bars) and 9c (mIoU vs points) over every single-point run."""
+    runs = {e["dir"]: e for e in entries if "results" in e and e["results"].get("task") == "single-point"}
+    if not runs:
+        return []
+    bars, curves = [], []
+    for e in runs.values():
+        res = e["results"]
+        clicks = res.get("config", {}).get("clicks", [1, 2, 3, 5, 9])
+        label = model_label(res)
+        for name, ds in res["datasets"].items():
+            m = ds.get("metrics", {})
+            if "miou_1" in m:
+                bars.append({"dataset": name, "model": label, "miou_1": m["miou_1"]})
+                curves.append({"label": f"{label}, {name}", "clicks": clicks,
+                               "miou": [m.get(f"miou_{n}", math.nan) for n in clicks]})
+        if len(res["datasets"]) > 1 and res.get("metrics"):
+            curves.append({"label": f"{label}, mean", "clicks": clicks, "mean": True,
+                           "miou": [res["metrics"].get(f"miou_{n}", math.nan) for n in clicks]})
+    refs = [r for e in runs.values() for r in paper_rows(e.get("preset")) if "miou_1" in r]
+    refs = list({r["method"]: r for r in refs}.values())
+    bar_refs = [{"label": r["method"] + ", " + r["_data"], "value": r["miou_1"]} for r in refs]
+    curve_refs = [{"label": r["method"], "clicks": [n for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r],
+                   "miou": [r[f"miou_{n}"] for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r]} for r in refs]
+    if not bars:
+        return []
+    return [plots.single_point_bars(bars, out / "fig9_single_point_bars.png", references=bar_refs),
+            plots.clicks_curves(curves, out / "fig9_single_point_clicks.png", references=curve_refs)]
+
+
+def latency_table(entries: list[dict]) -> pd.DataFrame:
+    rows, seen = [], set()
+    for e in entries:
+        if "results" not in e or e["dir"] in seen:
+            continue
+        seen.add(e["dir"])
+        res = e["results"]
+        lat, prov = res.get("latency", {}), res.get("provenance", {})
+        items = sum(d.get("num_items", 0) for d in res.get("datasets", {}).values())
+        wall = lat.get("wall_seconds")
+        rows.append({"run": e["dir"], "model": model_label(res), "device": prov.get("device_name") or prov.get("device"),
+                     "items": items, "wall s": wall, "s / item": wall / items if wall is not None and items else None,
+                     "encoder ms / image": lat.get("encoder_ms_per_image"),
+                     "decoder ms / prompt": lat.get("decoder_ms_per_prompt"),
+                     "ranks": lat.get("world_size", 1)})
+    df = pd.DataFrame(rows, columns=["run", "model", "device", "items", "wall s", "s / item", "encoder ms / image",
+                                     "decoder ms / prompt", "ranks"])
+    return df.astype(object).where(df.notna(), None)
+
+
+# -- report.md ---------------------------------------------------------------------------------
+def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    return df.to_markdown(index=False, floatfmt=floatfmt, missingval="-")
+
+
+def _runs_table(entries: list[dict]) -> pd.DataFrame:
+    rows = []
+    for e in entries:
+        res = e.get("results", {})
+        items = sum(d.get("num_items", 0) for d in res.get("datasets", {}).values()) if res else None
+        skipped = sum(d.get("num_skipped", 0) for d in res.get("datasets", {}).values()) if res else None
+        folder = f"[{e['dir']}/]({e['dir']}/)" if res else "-"
+        note = e.get("reason", "")
+        rows.append({"preset": e.get("preset") or "-", "task": e["task"],
+                     "model": model_label(res) if res else e["model"], "datasets": ", ".join(e.get("datasets", [])),
+                     "items": items, "skipped": skipped, "status": e["status"],
+                     "time s": e.get("seconds"), "folder": folder, "note": note})
+    df = pd.DataFrame(rows)
+    return df.astype(object).where(df.notna(), None)
+
+
+def _not_run(entries: list[dict]) -> list[str]:
+    lines, seen = [], set()
+    for e in entries:
+        if e["status"] in ("not run", "failed"):
+            key = (e.get("preset"), e["model"], e.get("reason"))
+            if key not in seen:
+                seen.add(key)
+                lines.append(f"- **{e.get('preset') or e['task']}** with `{e['model']}`: {e['status']}: "
+                             f"{e.get('reason', '')}")
+        for nr in e.get("not_run_datasets", []):
+            key = (e.get("preset"), nr["dataset"])
+            if key not in seen:
+                seen.add(key)
+                lines.append(f"- **{e.get('preset') or e['task']}**, dataset {nr['dataset']}: {nr['reason']}")
+    return lines
+
+
+def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path]:
+    """Every summary table and plot of ``run_dir`` plus ``report.md``; returns the paths written."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such run folder")
+    manifest, entries = load_entries(run_dir)
+    paths = task_outputs(run_dir, entries) if task_tables else []
+    done = [e for e in entries if "results" in e]
+    untrained = any(e["results"].get("untrained") for e in done)
+    synthetic = done and all(set(e["results"].get("datasets", {})) <= {"synthetic"} for e in done)
+    md = [f"# sam-bench report: {manifest.get('run_id', run_dir.name)}", ""]
+    if manifest.get("command"):
+        md.append(f"Command: `{manifest['command']}`  ")
+    prov = next((e["results"].get("provenance", {}) for e in done), {})
+    md += [f"Finished: {manifest.get('finished', prov.get('date', '-'))}; total {manifest.get('seconds', '-')} s; "
+           f"sam-bench {prov.get('sam_bench', '-')} (git {str(prov.get('git_sha') or '-')[:10]}), torch "
+           f"{prov.get('torch', '-')}, {prov.get('device_name') or prov.get('device') or '-'}.", ""]
+    if untrained:
+        md += ["> **Random weights.** Some models ran untrained (`--untrained`): their numbers test code paths and "
+               "speed only and say nothing about the model.", ""]
+    if synthetic:
+        md += ["> **Synthetic data.** Every run used the generated `synthetic` scenes (no real dataset given): the "
+               "numbers check the whole pipeline end to end but are not comparable with the paper's. Run "
+               "`sam-bench reproduce --data-root DIR` for real data.", ""]
+    if manifest.get("settings", {}).get("quick") or any(e["results"].get("limit") for e in done):
+        md += ["> **Subset.** Runs were limited to the first items of each dataset (`--quick` / `--limit`): "
+               "numbers are noisy.", ""]
+    md += ["Each table puts the paper's rows (marked *paper*) beside ours; `Δ vs paper X` rows give ours minus the "
+           "paper's row for the same method where the paper has it, else SAM's (on whatever data we ran).", ""]
+    for table in TABLES:
+        built = build_table(table, entries)
+        if built is None:
+            continue
+        df, paper_plot, ours_plot = built
+        written = write_table(df, run_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt)
+        paths += written
+        md += [f"## {table.caption}", "", written[0].read_text().split("\n\n", 1)[-1].rstrip(), ""]
+        if table.task == "single-point":
+            if table.stem == "fig9_single_point":
+                figs = single_point_plots(entries, run_dir)
+                paths += figs
+                md += [f"![{p.stem}]({p.name})" for p in figs] + [""]
+        elif table.plot_ylabel:
+            fig = plots.grouped_bars(paper_plot, ours_plot, table.columns, run_dir / f"{table.stem}.png",
+                                     title=table.caption, ylabel=table.plot_ylabel)
+            paths.append(fig)
+            md += [f"![{table.stem}]({fig.name})", ""]
+        md += [f"Files: [{table.stem}.md]({table.stem}.md), [{table.stem}.csv]({table.stem}.csv), "
+               f"[{table.stem}.tex]({table.stem}.tex)", ""]
+    lat = latency_table(entries)
+    if len(lat):
+        paths += write_table(lat, run_dir, "latency", caption="Latency (wall time includes data loading and "
+                             "scoring)", floatfmt=".3g")
+        md += ["## Latency", "", _md_table(lat), "",
+               "Paper anchors: SAM ViT-H image encoder about 0.15 s on an A100; prompt encoder + decoder about "
+               "50 ms in a browser on CPU. Files: [latency.md](latency.md), [latency.csv](latency.csv), "
+               "[latency.tex](latency.tex)", ""]
+    md += ["## Runs", "", _md_table(_runs_table(entries)), ""]
+    missing = _not_run(entries)
+    if missing:
+        md += ["## Not run", "", *missing, ""]
+    md += ["Each run folder holds `results.json` (every metric, settings, skips with reasons, provenance), "
+           "`items.jsonl` (per-item records) and the task's own tables and plots. Rebuild this report with "
+           f"`sam-bench report {run_dir}`; compare two runs with `sam-bench compare BASELINE CANDIDATE`.", ""]
+    atomic_write_text(run_dir / "report.md", "\n".join(md))
+    return paths + [run_dir / "report.md"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a reproduce folder, a run folder, or a folder of runs")
+    p.add_argument("--no-task-outputs", action="store_true",
+                   help="only the summary tables and report.md, not each task's own tables and plots")
+
+
+def main(args: argparse.Namespace) -> int:
+    paths = write_report(args.run_dir, task_tables=not args.no_task_outputs)
+    print(f"report: {Path(args.run_dir) / 'report.md'} ({len(paths)} files written)")
+    return 0

@@ -1,0 +1,76 @@
+"""Shared SAM test models: a seeded random ViT-B whose encoder output is memoised (one real
+encoder pass per image per session), and a tiny SAM (small ViT, real prompt encoder and decoder)
+for the code paths that need many encoder passes (crops, dtypes)."""
+
+from __future__ import annotations
+
+import functools
+from functools import partial
+
+import numpy as np
+import torch
+
+
+class MemoEncoder(torch.nn.Module):
+    """Wraps an image encoder; returns the cached output when called again on an equal input."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.img_size = encoder.img_size
+        self.real_calls = 0
+        self._cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for inp, out in self._cache:
+            if inp.shape == x.shape and inp.dtype == x.dtype and torch.equal(inp, x):
+                return out
+        self.real_calls += 1
+        out = self.encoder(x)
+        self._cache.append((x.clone(), out))
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def random_vit_b():
+    """``sam_vit_b`` with random weights (seed 0), encoder memoised. Built once per test session."""
+    from sam_bench.models.sam_v1 import build_sam_vit_b
+
+    model = build_sam_vit_b(untrained=True, device="cpu", seed=0)
+    model.sam.image_encoder = MemoEncoder(model.sam.image_encoder)
+    return model
+
+
+def tiny_sam(seed: int = 0):
+    """A ``segment_anything`` Sam with a 1-block, 64-wide ViT (fast) and the real prompt encoder/decoder."""
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sam = Sam(
+            image_encoder=ImageEncoderViT(depth=1, embed_dim=64, img_size=1024, mlp_ratio=2, num_heads=2,
+                                          norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), patch_size=16,
+                                          qkv_bias=True, use_rel_pos=True, global_attn_indexes=[0], window_size=14,
+                                          out_chans=256),
+            prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                                         mask_in_chans=16),
+            mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=256,
+                                     mlp_dim=2048, num_heads=8), transformer_dim=256, iou_head_depth=3,
+                                     iou_head_hidden_dim=256))
+    return sam.eval()
+
+
+def tiny_model(dtype=torch.float32, seed: int = 0):
+    from sam_bench.models.base import ModelInfo
+    from sam_bench.models.sam_v1 import SamV1Model
+
+    return SamV1Model(tiny_sam(seed), ModelInfo("tiny-sam", untrained=True), "cpu", dtype)
+
+
+def make_image(h: int = 200, w: int = 300) -> np.ndarray:
+    """Three flat regions plus noise, (H, W, 3) uint8."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[h // 5: 3 * h // 4, w // 5: 2 * w // 3] = 200
+    img[:, 3 * w // 4:] = (30, 180, 60)
+    return (img + rng.integers(0, 30, img.shape)).astype(np.uint8)
