@@ -265,11 +265,15 @@ def test_native_grounder_takes_the_models_best_mask():
 def test_sam3_adapter_matches_a_direct_forward():
     from open_clip.tokenizer import SimpleTokenizer
 
-    from sam_bench.grounders.sam3 import build_sam3
+    from sam_bench.models.base import build_model
 
     torch.manual_seed(0)
-    model = build_sam3(untrained=True, config=TINY_SAM3)
+    model = build_model("sam3", untrained=True, config=TINY_SAM3)  # registered as model "sam3"
     assert model.kinds == ("text",) and model.info.untrained
+    with pytest.raises(CheckpointError, match="--checkpoint DIR"):
+        build_model("sam3")
+    with pytest.raises(CheckpointError, match="model folder"):
+        build_model("sam3", checkpoint="missing-folder")
     image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     with pytest.raises(SamBenchError, match="before set_image"):
         model.predict_text(["x"])

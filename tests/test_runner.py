@@ -129,7 +129,8 @@ def _killed_child(out: str) -> None:
 
 
 def test_resume_after_sigkill(tmp_path):
-    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_runner; test_runner._killed_child({str(tmp_path)!r})"
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_runner; "
+            f"test_runner._killed_child({str(tmp_path)!r})")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert [ln["item"] for ln in lines(tmp_path / "items.jsonl")] == [f"img-{i}" for i in range(5)]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 
 import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from sam_bench import cli, registry
 from sam_bench.data.refcoco import open_refcoco
@@ -47,13 +49,19 @@ def test_refcoco_release_reader_and_oracle(tmp_path):
     # the reader: one item per image with val refs, one instance per ref (id = ref_id), texts = sentences
     loaded = {it.image_path.name: it.load() for it in ds.items}
     assert set(loaded) == {f for f, refs in truth.items() if refs}
+    coco = json.loads((tmp_path / "refer" / "refcoco" / "instances.json").read_text())
+    with open(tmp_path / "refer" / "refcoco" / "refs(unc).p", "rb") as fh:
+        ann_of = {r["ref_id"]: r["ann_id"] for r in pickle.load(fh)}
+    polys = {a["id"]: a["segmentation"] for a in coco["annotations"]}
     for fname, refs in truth.items():
         insts = {i.id: i for i in loaded[fname].instances}
         assert sorted(insts) == sorted(r for r, _, _ in refs)
         for ref_id, mask, sents in refs:
             got = insts[ref_id].mask()
             assert insts[ref_id].texts == sents
-            assert (got & mask).sum() / (got | mask).sum() > 0.95  # polygon rasterisation vs the drawn mask
+            ref = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys[ann_of[ref_id]], 80, 100)))
+            assert np.array_equal(got, ref.astype(bool))  # pycocotools' own rasterisation of the polygon
+            assert (got & mask).sum() / (got | mask).sum() > 0.9  # and it is the object that was drawn
     model = GroundTruthModel(gt_masks(ds))
     res = run_task("text-to-mask", model, datasets=[f"refcoco:{tmp_path / 'refer'}"], out=tmp_path / "run",
                    grounder="oracle", split="val", progress=False)
@@ -92,6 +100,12 @@ def test_boxes_file_scores_computed_by_hand(tmp_path):
     assert m["ciou"] == pytest.approx(100 * hit / (hit + 2500 + 1936))  # 66.6: the misses are large objects
     assert m["found"] == pytest.approx(100 * 11 / 12)
     assert res["config"]["boxes_file"] == str(path.resolve())
+    assert res["config"]["grounder_info"] == {"name": "boxes-from", "boxes_file": str(path.resolve()),
+                                              "num_phrases": 11}
+    path.unlink()  # `sam-bench report` rebuilds the task from the saved config without its files
+    (tmp_path / "run" / "text_to_mask.csv").unlink()
+    TextToMaskTask(**res["config"]).outputs(res, tmp_path / "run")
+    assert "66.6" in (tmp_path / "run" / "text_to_mask.csv").read_text()
 
 
 def test_native_hook_end_to_end(tmp_path):
@@ -107,7 +121,7 @@ def test_native_hook_end_to_end(tmp_path):
 def test_native_sam3_tiny_random_through_the_runner(tmp_path):
     import torch
 
-    from sam_bench.grounders.sam3 import build_sam3
+    from sam_bench.models.sam3 import build_sam3
 
     torch.manual_seed(0)
     model = build_sam3(untrained=True, config=TINY_SAM3)

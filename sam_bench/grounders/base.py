@@ -95,7 +95,13 @@ class Grounder:
     needs_model_kinds: ClassVar[tuple[str, ...]] = ("promptable",)
 
     def __init__(self, config: dict[str, Any]):
+        self.check_options(config)
         self.config = config
+
+    @classmethod
+    def check_options(cls, config: dict[str, Any]) -> None:
+        """Raise ConfigError for unusable options, cheaply (no file is read): the task calls it when it
+        is created, before the model is built; files are opened in ``__init__``."""
 
     def ground(self, model: Any, item: Item, sample: Sample, queries: list[Query]) -> list[Grounding]:
         """One ``Grounding`` per query, in order, for the image the model holds (``sample.image``)."""
@@ -106,14 +112,19 @@ class Grounder:
         return {"name": self.name}
 
 
-def build_grounder(name: str, config: dict[str, Any]) -> Grounder:
-    """The grounder registered as ``name`` (entry-point group ``sam_bench.grounders``), built from ``config``."""
+def grounder_class(name: str) -> type[Grounder]:
+    """The Grounder subclass registered as ``name`` (entry-point group ``sam_bench.grounders``)."""
     from sam_bench import registry
 
     cls = registry.get("grounders", name)
     if not (isinstance(cls, type) and issubclass(cls, Grounder)):
         raise ConfigError(f"grounder {name!r} is registered as {cls!r}, which is not a Grounder subclass")
-    return cls(config)
+    return cls
+
+
+def build_grounder(name: str, config: dict[str, Any]) -> Grounder:
+    """The grounder registered as ``name``, built from ``config`` (the task's options)."""
+    return grounder_class(name)(config)
 
 
 def mask_box(mask: np.ndarray) -> np.ndarray | None:

@@ -66,10 +66,13 @@ class BoxesFromFile(Grounder):
 
     name = "boxes-from"
 
-    def __init__(self, config: dict[str, Any]):
-        super().__init__(config)
+    @classmethod
+    def check_options(cls, config: dict[str, Any]) -> None:
         if not config.get("boxes_file"):
             raise ConfigError("--grounder boxes-from needs --boxes-file PATH (phrase id -> boxes, scores)")
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
         self.path = Path(config["boxes_file"]).resolve()
         self.entries = load_boxes_file(self.path)
 

@@ -190,19 +190,24 @@ class ClipGrounder(Grounder):
 
     name = "clip"
 
-    def __init__(self, config: dict[str, Any]):
-        super().__init__(config)
+    @classmethod
+    def check_options(cls, config: dict[str, Any]) -> None:
         if not config.get("clip_checkpoint"):
             raise ConfigError("--grounder clip needs --clip-checkpoint PATH: a local CLIP weights file for "
                               f"--clip-arch (default {DEFAULT_ARCH}); nothing is downloaded at run time")
+        if float(config.get("crop_expand", 1.0)) < 1.0:
+            raise ConfigError(f"--crop-expand must be >= 1 (1 = the tight box), got {config['crop_expand']}")
+        template = config.get("clip_template") or "{}"
+        if "{}" not in template:
+            raise ConfigError(f"--clip-template {template!r} needs a {{}} where the expression goes")
+        parse_candidates(config.get("candidates", DEFAULT_CANDIDATES))
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(config)
         self.arch = config.get("clip_arch") or DEFAULT_ARCH
         self.checkpoint = Path(config["clip_checkpoint"]).expanduser().resolve()
         self.expand = float(config.get("crop_expand", 1.0))
-        if self.expand < 1.0:
-            raise ConfigError(f"--crop-expand must be >= 1 (1 = the tight box), got {self.expand}")
         self.template = config.get("clip_template") or "{}"
-        if "{}" not in self.template:
-            raise ConfigError(f"--clip-template {self.template!r} needs a {{}} where the expression goes")
         self.amg = parse_candidates(config.get("candidates", DEFAULT_CANDIDATES))
         self._clip = None
         self._device: torch.device | None = None

@@ -8,7 +8,7 @@ image (set by the runner):
 
 where ``TextMasks.masks`` is (K, H, W) bool at the original image size and ``TextMasks.scores``
 (K,) the model's confidence that each mask is the referred object (K may be 0). The grounder
-takes the highest-scoring mask as the answer. ``sam_bench.grounders.sam3`` adapts transformers'
+takes the highest-scoring mask as the answer. ``sam_bench.models.sam3`` adapts transformers'
 ``Sam3Model`` (model name ``sam3``); any other text-promptable model needs only this method.
 """
 

@@ -67,20 +67,18 @@ METHOD_HINTS = [  # model-name fragment -> paper method prefixes it is compared 
 
 
 # -- runs and presets -----------------------------------------------------------------------
-def infer_preset(results: dict) -> str | None:
-    """The paper preset a run matches: same task and every preset option equal to the run's setting."""
+def infer_presets(results: dict) -> list[str]:
+    """The paper presets a run of ``sam-bench run`` belongs to: the one whose options and datasets it
+    matches, else every paper preset of its task (their reference rows are all shown)."""
     from sam_bench.presets import load_presets
 
-    same_task = [(n, p) for n, p in load_presets().items() if p["task"] == results.get("task")]
+    same_task = {n: p for n, p in load_presets().items() if p["task"] == results.get("task")}
     config = results.get("config", {})
-    for name, pre in same_task:
+    for name, pre in same_task.items():
         if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()) and \
-                (not pre.get("datasets") or set(pre["datasets"]) & set(results.get("datasets", {}))):
-            return name
-    for name, pre in same_task:
-        if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()):
-            return name
-    return next((n for n, p in same_task if p.get("paper")), None)
+                set(pre.get("datasets", [])) & set(results.get("datasets", {})):
+            return [name]
+    return [n for n, p in same_task.items() if p.get("paper")]
 
 
 def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
@@ -99,7 +97,8 @@ def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
     entries = []
     for run in load_runs(run_dir):
         res = run.results
-        entries.append({"preset": infer_preset(res), "task": run.task, "model": run.model, "dir": run.label,
+        presets = infer_presets(res)
+        entries.append({"preset": presets[0] if len(presets) == 1 else None, "presets": presets, "task": run.task, "model": run.model, "dir": run.label,
                         "datasets": list(res.get("datasets", {})), "standin_for": {}, "status": "done",
                         "not_run_datasets": res.get("not_run", []), "results": res})
     return {"run_id": run_dir.resolve().name, "command": None, "settings": {}}, entries
@@ -195,13 +194,13 @@ def build_table(table: PaperTable, entries: list[dict]) -> tuple[pd.DataFrame, l
     for e in runs:
         if e["dir"] not in presets_of:
             unique.append(e)
-        presets_of.setdefault(e["dir"], []).append(e.get("preset"))
+        presets_of.setdefault(e["dir"], []).extend(e.get("presets") or [e.get("preset")])
     ours_all = [(e, r) for e in unique for r in _our_rows(e, table.columns)]
     if not ours_all:
         return None
     paper, seen = [], set()
     for e in runs:
-        for r in paper_rows(e.get("preset")):
+        for r in (r for p in presets_of[e["dir"]] for r in paper_rows(p)):
             key = (r["method"], r["_data"])
             if any(k in r for k in table.columns) and key not in seen:
                 seen.add(key)
@@ -242,7 +241,8 @@ def single_point_plots(entries: list[dict], out: Path) -> list[Path]:
         if len(res["datasets"]) > 1 and res.get("metrics"):
             curves.append({"label": f"{label}, mean", "clicks": clicks, "mean": True,
                            "miou": [res["metrics"].get(f"miou_{n}", math.nan) for n in clicks]})
-    refs = [r for e in runs.values() for r in paper_rows(e.get("preset")) if "miou_1" in r]
+    refs = [r for e in entries if e.get("dir") in runs for p in e.get("presets") or [e.get("preset")]
+            for r in paper_rows(p) if "miou_1" in r]
     refs = list({r["method"]: r for r in refs}.values())
     bar_refs = [{"label": r["method"] + ", " + r["_data"], "value": r["miou_1"]} for r in refs]
     curve_refs = [{"label": r["method"], "clicks": [n for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r],
@@ -263,7 +263,8 @@ def latency_table(entries: list[dict]) -> pd.DataFrame:
         lat, prov = res.get("latency", {}), res.get("provenance", {})
         items = sum(d.get("num_items", 0) for d in res.get("datasets", {}).values())
         wall = lat.get("wall_seconds")
-        rows.append({"run": e["dir"], "model": model_label(res), "device": prov.get("device_name") or prov.get("device"),
+        device = prov.get("device_name") or prov.get("device")
+        rows.append({"run": e["dir"], "model": model_label(res), "device": device,
                      "items": items, "wall s": wall, "s / item": wall / items if wall is not None and items else None,
                      "encoder ms / image": lat.get("encoder_ms_per_image"),
                      "decoder ms / prompt": lat.get("decoder_ms_per_prompt"),

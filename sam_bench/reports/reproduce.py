@@ -8,9 +8,10 @@ chosen model, then writes the paper's tables with its numbers beside ours and th
 Models: ``--model M`` runs M on every task it can do (others are listed as not run). Without it,
 the classical baselines: single point, interactive and instances (ground-truth boxes) with
 ``grabcut``; edges with ``sobel``, ``canny`` and ``felzenszwalb``; proposals with
-``felzenszwalb``; text-to-mask with ``grabcut`` prompted by the oracle grounder (the referred
-object's ground-truth box: an upper bound, as CLIP needs weights; ``--clip-checkpoint`` switches to
-the CLIP grounder). The single-output proposal ablation is only run for promptable models.
+``felzenszwalb`` and ``slic-proposals`` (selective search); text-to-mask with ``grabcut``
+prompted by the oracle grounder (the referred object's ground-truth box: an upper bound, as CLIP
+needs weights; ``--clip-checkpoint`` switches to the CLIP grounder). The single-output proposal
+ablation is only run for promptable models.
 
 Data: without ``--data-root`` every task runs on the ``synthetic`` scenes, so a fresh machine
 with nothing downloaded shows a full report. With a data root, each preset runs on those of its
@@ -46,8 +47,8 @@ from sam_bench.results import atomic_write_json, load_json
 log = logging.getLogger("sam_bench")
 
 MANIFEST = "reproduce.json"
-CLASSICAL = {"single-point": ["grabcut"], "edges": ["sobel", "canny", "felzenszwalb"], "proposals": ["felzenszwalb"],
-             "instances": ["grabcut"], "text-to-mask": ["grabcut"]}
+CLASSICAL = {"single-point": ["grabcut"], "edges": ["sobel", "canny", "felzenszwalb"],
+             "proposals": ["felzenszwalb", "slic-proposals"], "instances": ["grabcut"], "text-to-mask": ["grabcut"]}
 EXTRA_PRESETS = ("text_to_mask",)  # run although they have no [[paper]] rows (the paper is qualitative)
 PROMPTABLE_ONLY = {"proposals_single_output": "an ablation of SAM's multimask output: promptable models only"}
 QUICK_LIMIT = 2
@@ -96,7 +97,10 @@ def parse_substitutes(pairs: list[str] | None) -> dict[str, list[str]]:
 
 
 def parse_sets(pairs: list[str] | None) -> dict[str, dict]:
-    """``TASK.OPTION=VALUE`` -> {task: {option: value}}; VALUE is read as TOML (1, 0.5, true, [1, 2], "x") or kept as text."""
+    """``TASK.OPTION=VALUE`` -> {task: {option: value}}.
+
+    VALUE is read as a TOML value (1, 0.5, true, [1, 2], "x"), else kept as text.
+    """
     import tomllib
 
     out: dict[str, dict] = {}
@@ -264,7 +268,7 @@ def command_line(args: argparse.Namespace, out: Path) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", help="run this registered model on every task it can do (default: the classical "
-                   "baselines per task: grabcut, sobel, canny, felzenszwalb)")
+                   "baselines per task: grabcut, sobel, canny, felzenszwalb, slic-proposals)")
     g.add_argument("--checkpoint", help="checkpoint file of --model")
     g.add_argument("--untrained", action="store_true", help="--model with random weights (code paths and "
                    "latency only; every table says so)")
@@ -316,7 +320,8 @@ def main(args: argparse.Namespace) -> int:
     if old is not None and old.get("settings") != settings:
         raise ConfigError(f"{out} holds a reproduce run with other settings ({old.get('command')}); choose another "
                           f"--run-id / --out or remove it")
-    manifest = {"schema_version": 1, "run_id": out.name, "command": command_line(args, out), "settings": settings, "started": old["started"] if old else provenance()["date"], "runs": entries}
+    manifest = {"schema_version": 1, "run_id": out.name, "command": command_line(args, out), "settings": settings,
+                "started": old["started"] if old else provenance()["date"], "runs": entries}
     atomic_write_json(out / MANIFEST, manifest)
     t0 = time.perf_counter()
     execute(entries, args, out, manifest)

@@ -29,7 +29,7 @@ import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError
-from sam_bench.grounders.base import Grounding, Query, build_grounder, phrase_id
+from sam_bench.grounders.base import Grounder, Grounding, Query, build_grounder, grounder_class, phrase_id
 from sam_bench.grounders.clip import DEFAULT_ARCH, DEFAULT_CANDIDATES
 from sam_bench.metrics.refer import HIGHER_IS_BETTER, intersection_union, refer_metrics, sample_iou
 from sam_bench.tasks.base import Task
@@ -54,9 +54,18 @@ class TextToMaskTask(Task):
         for key in ("clip_checkpoint", "boxes_file"):
             if merged.get(key):
                 merged[key] = str(Path(merged[key]).expanduser().resolve())
+        merged.pop("grounder_info", None)  # facts of an earlier run's grounder (report / compare rebuild the task)
         super().__init__(**merged)
-        self.grounder = build_grounder(self.config["grounder"], self.config)
-        self.config["grounder_info"] = self.grounder.describe()
+        grounder_class(self.config["grounder"]).check_options(self.config)
+        self._grounder: Grounder | None = None
+
+    @property
+    def grounder(self) -> Grounder:
+        """Built on first use (``check_model``, before the run starts), so rebuilding the task from a saved
+        config (``sam-bench report``) reads no grounder files."""
+        if self._grounder is None:
+            self._grounder = build_grounder(self.config["grounder"], self.config)
+        return self._grounder
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
@@ -97,11 +106,13 @@ class TextToMaskTask(Task):
                        "(default: unc for RefCOCO/RefCOCO+, umd for RefCOCOg)")
 
     def check_model(self, model: Any) -> None:
+        """Refuse a model the grounder cannot drive; build the grounder and record its facts in the config."""
         kinds = set(getattr(model, "kinds", (model.kind,)))
-        need = self.grounder.needs_model_kinds
+        need = grounder_class(self.config["grounder"]).needs_model_kinds
         if not kinds & set(need):
-            raise ConfigError(f"--grounder {self.grounder.name} drives {' or '.join(need)} models; "
+            raise ConfigError(f"--grounder {self.config['grounder']} drives {' or '.join(need)} models; "
                               f"{model.info.name!r} is a {'/'.join(sorted(kinds))} model")
+        self.config["grounder_info"] = self.grounder.describe()
 
     # -- one image ----------------------------------------------------------------------------
     def queries(self, item: Item, sample: Sample) -> list[Query]:
