@@ -1,6 +1,11 @@
-"""GPU sanity: adapters on cuda with fp32/bf16/fp16, AMG equality with the official generator on cuda."""
+"""GPU sanity (needs CUDA): every adapter on cuda in fp32/bf16/fp16 (random weights), AMG equality with the
+official generator on cuda at 16x16 and 32x32, and the paper's 64x64 proposal setting's time and memory.
+Writes gpu_check.json to $OUT (default benchmarks/results).
+
+    python benchmarks/gpu_check.py
+"""
 import time, json, os, numpy as np, torch
-from segment_anything import SamAutomaticMaskGenerator, SamPredictor
+from segment_anything import SamAutomaticMaskGenerator
 from sam_bench.models.base import build_model
 from sam_bench.amg import AMGConfig, generate
 out = {}
@@ -32,5 +37,6 @@ p = AMGConfig.paper_proposals(); m.set_image(img)
 torch.cuda.synchronize(); t = time.perf_counter(); o = generate(m, img, p); torch.cuda.synchronize()
 out["proposals64"] = {"n": len(o), "s": time.perf_counter() - t, "cands": o.extra["num_candidates"], "max_mem_gb": torch.cuda.max_memory_allocated()/1e9}
 print(out["proposals64"], flush=True)
-os.makedirs(os.environ["OUT"], exist_ok=True)
-json.dump(out, open(os.path.join(os.environ["OUT"], "gpu_check.json"), "w"), indent=1)
+dest = os.environ.get("OUT", os.path.join(os.path.dirname(__file__), "results"))
+os.makedirs(dest, exist_ok=True)
+json.dump(out, open(os.path.join(dest, "gpu_check.json"), "w"), indent=1)

@@ -23,7 +23,8 @@ run_synthetic() {
 }
 run_real() {
   $sb reproduce --quick --no-progress --data-root "$data" \
-    --substitute COCO=COCO_tiny --substitute LVIS=LVIS_v0.5_val100 --out "$1"
+    --substitute COCO=COCO_tiny --substitute LVIS=LVIS_v0.5_val100 --substitute sa23=LVIS_v0.5_val100 \
+    --out "$1"
 }
 
 # Keep results.json, the manifest and the summary tables (text); drop per-item records and images.

@@ -214,6 +214,8 @@ def compare_pair(base: SavedRun, cand: SavedRun, tolerances: Tolerances) -> list
 
 @dataclass
 class Comparison:
+    """Every compared row ({run, dataset, metric, baseline, candidate, delta, tolerance, better, status})."""
+
     rows: list[dict]
     problems: list[str]  # incompatibilities (exit 2)
 
@@ -226,8 +228,9 @@ class Comparison:
         return 2 if self.problems else 1 if self.failures else 0
 
     def frame(self, show: str = "all") -> pd.DataFrame:
-        rows = self.rows if show == "all" else [r for r in self.rows if r["status"] != OK] if show == "changed" \
-            else self.failures
+        """The rows as a table: ``all``, ``changed`` (status not ok) or ``failures``."""
+        rows = {"all": self.rows, "changed": [r for r in self.rows if r["status"] != OK],
+                "failures": self.failures}[show]
         return pd.DataFrame(rows, columns=["run", "dataset", "metric", "baseline", "candidate", "delta", "tolerance",
                                            "better", "status"])
 

@@ -6,6 +6,7 @@ Inputs are plain rows (dicts of metric values), so the plots can be rebuilt from
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,7 @@ PAPER_COLOURS = ["#4d4d4d", "#8c8c8c", "#b3b3b3", "#d0d0d0", "#e3e3e3"]
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -40,7 +41,7 @@ def grouped_bars(paper: list[dict], ours: list[dict], columns: dict[str, str], p
     keys = list(columns)
     n = max(len(rows), 1)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(5.5, 1.1 * len(keys) + 0.25 * n * len(keys)), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(keys) + 0.25 * n * len(keys)), 4.2))
     x = np.arange(len(keys))
     ours_colours = plt.get_cmap("tab10")
     k_paper = k_ours = 0
@@ -58,12 +59,12 @@ def grouped_bars(paper: list[dict], ours: list[dict], columns: dict[str, str], p
             ax.bar_label(bars, fmt="%.3g", fontsize=6.5, padding=1, rotation=90 if n > 3 else 0)
     ax.set_xticks(x, [columns[k] for k in keys])
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, ncol=2 if n > 5 else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(textwrap.fill(title, 70), fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     top = np.nanmax([_num(r.get(k)) for r, _ in rows for k in keys] + [0])
-    ax.set_ylim(0, top * 1.2 if top > 0 else 1)
+    ax.set_ylim(0, top * 1.15 if top > 0 else 1)
     return _save(fig, path)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +151,8 @@ def _our_rows(entry: dict, columns: dict[str, str]) -> list[dict]:
     """One row per dataset of a run (plus the mean when there are several), with the metric values."""
     res = entry["results"]
     label = model_label(res)
+    if res.get("config", {}).get("grounder"):
+        label += f" + {res['config']['grounder']} grounder"
     rows = []
     for name, ds in res.get("datasets", {}).items():
         m = dict(numeric_items(ds.get("metrics", {})))
@@ -184,6 +187,13 @@ def _delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) -
 
 def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def _latex_symbols(path: Path) -> None:
+    """Δ and − as LaTeX math and % in the caption escaped, so the .tex compiles with plain pdflatex."""
+    lines = path.read_text(encoding="utf-8").replace("Δ", "$\\Delta$").replace("−", "$-$").split("\n")
+    lines = [re.sub(r"(?<!\\)%", r"\\%", ln) if ln.startswith("\\caption{") else ln for ln in lines]
+    atomic_write_text(path, "\n".join(lines))
 
 
 def build_table(table: PaperTable, entries: list[dict]) -> tuple[pd.DataFrame, list[dict], list[dict]] | None:
@@ -295,10 +305,14 @@ def _runs_table(entries: list[dict]) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), None)
 
 
-def _not_run(entries: list[dict]) -> list[str]:
-    lines, seen = [], set()
+PREPARE = re.compile(r"`(sam-bench datasets prepare [^`]+)`")
+
+
+def _not_run(entries: list[dict]) -> tuple[list[str], pd.DataFrame]:
+    """(lines for runs that did not run or failed, a table of missing datasets with their prepare command)."""
+    lines, rows, seen = [], [], set()
     for e in entries:
-        if e["status"] in ("not run", "failed"):
+        if e["status"] in ("not run", "failed") and not e.get("reason", "").startswith("no dataset"):
             key = (e.get("preset"), e["model"], e.get("reason"))
             if key not in seen:
                 seen.add(key)
@@ -308,8 +322,11 @@ def _not_run(entries: list[dict]) -> list[str]:
             key = (e.get("preset"), nr["dataset"])
             if key not in seen:
                 seen.add(key)
-                lines.append(f"- **{e.get('preset') or e['task']}**, dataset {nr['dataset']}: {nr['reason']}")
-    return lines
+                cmd = PREPARE.search(nr["reason"])
+                why = re.split(r";? (?:see|run) `", nr["reason"])[0]
+                rows.append({"preset": e.get("preset") or e["task"], "dataset": nr["dataset"], "why": why,
+                             "prepare with": f"`{cmd.group(1)}`" if cmd else "-"})
+    return lines, pd.DataFrame(rows, columns=["preset", "dataset", "why", "prepare with"])
 
 
 def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path]:
@@ -347,6 +364,7 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
             continue
         df, paper_plot, ours_plot = built
         written = write_table(df, run_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt)
+        _latex_symbols(written[2])
         paths += written
         md += [f"## {table.caption}", "", written[0].read_text().split("\n\n", 1)[-1].rstrip(), ""]
         if table.task == "single-point":
@@ -370,9 +388,12 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
                "50 ms in a browser on CPU. Files: [latency.md](latency.md), [latency.csv](latency.csv), "
                "[latency.tex](latency.tex)", ""]
     md += ["## Runs", "", _md_table(_runs_table(entries)), ""]
-    missing = _not_run(entries)
-    if missing:
+    missing, absent = _not_run(entries)
+    if missing or len(absent):
         md += ["## Not run", "", *missing, ""]
+        if len(absent):
+            md += ["Datasets not present under the data root (their presets ran on the others, if any):", "",
+                   _md_table(absent), ""]
     md += ["Each run folder holds `results.json` (every metric, settings, skips with reasons, provenance), "
            "`items.jsonl` (per-item records) and the task's own tables and plots. Rebuild this report with "
            f"`sam-bench report {run_dir}`; compare two runs with `sam-bench compare BASELINE CANDIDATE`.", ""]

@@ -183,8 +183,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
                      "standin_for": standin_for, "not_run_datasets": [{"dataset": d, "reason": r} for d, r in absent],
                      "dir": slug(f"{name}-{model}"), "status": "planned"}
             if not specs:
-                entry.update(status="not run", reason="no dataset of this preset is present: " +
-                             "; ".join(f"{d}: {r}" for d, r in absent))
+                entry.update(status="not run", reason="no dataset of this preset is present (see the list below)")
             entries.append(entry)
     return entries
 
