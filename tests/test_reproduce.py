@@ -67,7 +67,9 @@ def test_every_table_written_and_readable(run_dir):
         widths = {len(cells(line)) for line in lines}
         assert len(widths) == 1 and len(lines) >= 3, stem  # one clean table
         assert "nan" not in (run_dir / f"{stem}.md").read_text().lower()
-        assert "\\begin{tabular}" in (run_dir / f"{stem}.tex").read_text()
+        tex = (run_dir / f"{stem}.tex").read_text()
+        assert "\\begin{tabular}" in tex and "Δ" not in tex and "−" not in tex  # plain pdflatex compiles it
+        assert not re.search(r"(?<!\\)%", tex), "an unescaped % comments out the rest of a LaTeX line"
 
 
 def test_plots_are_images(run_dir):
