@@ -21,7 +21,8 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str, *, caption: st
     buf = io.StringIO()
     df.to_csv(buf, index=False)
     fmt = lambda v: "-" if isinstance(v, float) and math.isnan(v) else format(v, floatfmt)
-    tex = df.to_latex(index=False, na_rep="-", float_format=fmt, caption=caption, escape=True)
+    tex_caption = caption.replace("%", r"\%").replace("&", r"\&").replace("_", r"\_") if caption else None
+    tex = df.to_latex(index=False, na_rep="-", float_format=fmt, caption=tex_caption, escape=True)
     paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.csv", out_dir / f"{stem}.tex"]
     for path, text in zip(paths, (md + "\n", buf.getvalue(), tex)):
         atomic_write_text(path, text)
