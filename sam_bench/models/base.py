@@ -17,6 +17,7 @@ boxes XYXY.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -27,6 +28,9 @@ import torch
 from sam_bench.errors import ConfigError, SamBenchError
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
+# Prompts per decoder call by device: on CPU small batches are fastest per prompt, on CUDA large
+# ones (benchmarks/bench_models.py measures it against the official predictor).
+PROMPT_BATCH = {"cpu": 4, "cuda": 64}
 
 
 @dataclass
@@ -117,6 +121,7 @@ class PromptableModel(_Timed):
     kind: ClassVar[str] = "promptable"
     kinds: ClassVar[tuple[str, ...]] = ("promptable",)
     mask_threshold: float = 0.0
+    dtype: torch.dtype = torch.float32
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
         self.info = info
@@ -135,7 +140,13 @@ class PromptableModel(_Timed):
 
     def default_prompt_batch(self) -> int:
         """Prompts per decoder call when the caller does not choose (see ``benchmarks/``)."""
-        return 64 if self.device.type == "cuda" else 16
+        return PROMPT_BATCH.get(self.device.type, 16)
+
+    def _autocast(self):
+        """Autocast to the model's reduced precision, or nothing in fp32."""
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
 
     # -- public API ------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:

@@ -9,7 +9,6 @@ so every prompt may carry its own points, box and mask input.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
-from sam_bench.models.sam_v1 import PROMPT_BATCH, model_info
+from sam_bench.models.sam_v1 import model_info
 
 VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
     "vit_b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, global_attn_indexes=[2, 5, 8, 11]),
@@ -45,14 +44,6 @@ class HFSamModel(PromptableModel):
         self.hq = getattr(model.config, "model_type", "sam") == "sam_hq"
         self.hq_token_only = hq_token_only
         self.embeddings = self.intermediate = None
-
-    def default_prompt_batch(self) -> int:
-        return PROMPT_BATCH.get(self.device.type, 16)
-
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _encode(self, image: np.ndarray) -> None:
         inputs = self.processor(images=image, return_tensors="pt")

@@ -8,7 +8,6 @@ transforms, high-resolution features, box-as-points prompt), with prompts batche
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import Prediction, PromptableModel
-from sam_bench.models.sam_v1 import PROMPT_BATCH, model_info, random_init
+from sam_bench.models.sam_v1 import model_info, random_init
 
 CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
 
@@ -30,14 +29,6 @@ class Sam2Model(PromptableModel):
         self.predictor = predictor
         self.dtype = dtype
         self.mask_threshold = float(predictor.mask_threshold)
-
-    def default_prompt_batch(self) -> int:
-        return PROMPT_BATCH.get(self.device.type, 16)
-
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     def _encode(self, image: np.ndarray) -> None:
         with self._autocast():

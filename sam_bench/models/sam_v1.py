@@ -9,7 +9,6 @@ encoder is cast and the decoder runs under autocast; outputs are always float32.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,6 @@ from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 # Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
 # on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
 # every mask is upsampled to 1024x1024), on GPU bigger batches amortise kernel launches.
-PROMPT_BATCH = {"cpu": 4, "cuda": 64}
 
 
 class SamV1Model(PromptableModel):
@@ -44,14 +42,6 @@ class SamV1Model(PromptableModel):
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
         self.mask_threshold = float(self.sam.mask_threshold)
         self.features: Any = None
-
-    def default_prompt_batch(self) -> int:
-        return PROMPT_BATCH.get(self.device.type, 16)
-
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
 
     # -- encoder ----------------------------------------------------------------------------
     def _encode(self, image: np.ndarray) -> None:
