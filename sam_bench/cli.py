@@ -150,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and not (args.verb == "run" and getattr(args, "task_cls", 0) is None):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         if args.verbose:
             logging.getLogger().setLevel(logging.DEBUG)
         if args.verb == "run":
