@@ -1,25 +1,35 @@
 """The BSDS boundary benchmark as pure functions: per-image counts, then ODS / OIS / AP / R50.
 
-Protocol of the standard code (Arbelaez et al., ``evaluation_bdry_image`` / ``collect_eval_bdry``):
-for each of ``n`` thresholds the soft edge map is binarised and thinned to one-pixel width, then
-matched to each annotator's boundary map by a bipartite correspondence within ``max_dist`` x the
-image diagonal. ``cntP`` counts predicted pixels matched to *any* annotator, ``sumP`` all predicted
-pixels; ``cntR`` sums matched ground-truth pixels over annotators, ``sumR`` all of them.
+Protocol of the standard code (Arbelaez et al., ``evaluation_bdry_image`` / ``collect_eval_bdry``;
+Dollar's ``edgesEvalImg`` / ``edgesEvalDir``, which gives the same numbers plus R50): for each of
+``n`` thresholds the soft edge map is binarised (``>= t``) and thinned to one-pixel width
+(``skimage.morphology.thin``, MATLAB's ``bwmorph(.., 'thin', Inf)``), then matched to each
+annotator's boundary map by a bipartite correspondence within ``max_dist`` x the image diagonal.
+``cntP`` counts predicted pixels matched to *any* annotator, ``sumP`` all predicted pixels;
+``cntR`` sums matched ground-truth pixels over annotators, ``sumR`` all of them.
 
-The correspondence: ``correspondPixels`` solves a min-cost assignment in which leaving a pixel
-unmatched costs more than any admissible match, so its solution is a maximum-cardinality matching
-(ties broken by distance). We compute the maximum-cardinality matching exactly (Hopcroft-Karp,
-``scipy.sparse.csgraph.maximum_bipartite_matching``) on the graph of pixel pairs within the
-tolerance. The match *counts* are identical to correspondPixels'; which predicted pixels get matched
-may differ among equal-cardinality solutions, which only moves ``cntP`` when annotators disagree.
+The correspondence (``correspondPixels``): the assignment problem in which a pixel pair within the
+tolerance costs its distance (x100, rounded: the CSA code's integer weights) and every pixel left
+unmatched connects to an "outlier" at ``outlier_cost`` = 100 x the tolerance (x100). Its optimum
+maximises the number of matched pairs (each saves far more than any distance) and then the
+closeness. We solve exactly that assignment with scipy's sparse LAPJV
+(``min_weight_full_bipartite_matching``): each pixel gets an outlier twin on the other side, and
+each admissible pair an outlier-outlier edge between the two twins, so that every matching extends
+to a perfect one whose cost is sum(distances) + outlier_cost x (n1 + n2 - matched), the CSA graph's
+cost. (The CSA code links each pixel to only six random outliers and so solves a sparser version;
+its counts can fall a pixel or two short of the optimum.) Only pixels with a partner within the
+tolerance enter the graph.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from skimage.morphology import thin
+
+OUTLIER_COST = 100.0  # cost of an unmatched pixel, in units of the tolerance (correspondPixels' default)
+COST_SCALE = 100  # distances enter the assignment as rint(100 * d), the CSA code's integer weights
 
 
 def thresholds(n: int = 99) -> np.ndarray:
@@ -27,72 +37,150 @@ def thresholds(n: int = 99) -> np.ndarray:
     return np.linspace(1.0 / (n + 1), 1.0 - 1.0 / (n + 1), n)
 
 
+def match_radius(shape: tuple[int, int], max_dist: float = 0.0075) -> float:
+    """The tolerance in pixels: ``max_dist`` x the diagonal of an (H, W) image."""
+    return float(max_dist * np.hypot(*shape[:2]))
+
+
+def outlier_weight(radius: float) -> float:
+    """The CSA code's integer outlier weight: ceil(100 x outlierCost x tolerance in px)."""
+    return float(np.ceil(COST_SCALE * OUTLIER_COST * radius))
+
+
 def _offsets(radius: float) -> np.ndarray:
+    """(K, 2) integer (dy, dx) with dy^2 + dx^2 <= radius^2."""
     r = int(np.ceil(radius))
     dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
     keep = dy ** 2 + dx ** 2 <= radius ** 2
     return np.stack([dy[keep], dx[keep]], 1)
 
 
-def _pairs(cy: np.ndarray, cx: np.ndarray, gt: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """All (candidate index, gt-pixel index) pairs within ``radius``; candidates at (cy, cx)."""
+def _pairs(cy: np.ndarray, cx: np.ndarray, gt: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (candidate index, gt-pixel index, integer cost) triples within ``radius``.
+
+    Candidates are the pixels (cy, cx) (row, column); gt pixels are numbered in ``np.nonzero``
+    order. Cost = rint(100 * Euclidean distance).
+    """
     h, w = gt.shape
-    gy, gx = np.nonzero(gt)
-    gid = np.full(h * w, -1, np.int64)
-    gid[gy * w + gx] = np.arange(len(gy))
     off = _offsets(radius)
-    yy = cy[:, None] + off[None, :, 0]
-    xx = cx[:, None] + off[None, :, 1]
-    ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-    j = np.where(ok, gid[np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)], -1)
+    cost = np.rint(COST_SCALE * np.hypot(off[:, 0], off[:, 1])).astype(np.int64)
+    r = int(np.ceil(radius))
+    gy, gx = np.nonzero(gt)
+    wp = w + 2 * r
+    gid = np.full((h + 2 * r) * wp, -1, np.int64)  # padded, so shifted look-ups never leave the array
+    gid[(gy + r) * wp + gx + r] = np.arange(len(gy))
+    if len(cy) == 0 or len(gy) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    j = gid[((cy + r) * wp + cx + r)[:, None] + (off[:, 0] * wp + off[:, 1])[None, :]]
     rows, k = np.nonzero(j >= 0)
-    return rows, j[rows, k]
+    return rows, j[rows, k], cost[k]
 
 
-def max_matching(rows: np.ndarray, cols: np.ndarray, n_rows: int) -> np.ndarray:
-    """Maximum-cardinality bipartite matching (Hopcroft-Karp) of the edges (rows[i], cols[i]);
-    returns (n_rows,) bool: row is matched. Only nodes with an edge enter the graph."""
-    matched = np.zeros(n_rows, bool)
+def min_cost_matching(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray,
+                      outlier_cost: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The matched (row, col) pairs minimising sum(cost of pairs) + outlier_cost x (n1 + n2 - pairs).
+
+    ``rows``, ``cols``, ``cost``: (E,) edges of a bipartite graph (any integer ids; n1, n2 = the
+    distinct ids). With ``outlier_cost`` (default 100 x the largest cost) above every edge cost,
+    each pair pays for itself, so the matching is maximal, in practice of maximum cardinality with
+    the least total cost. Returns two (M,) arrays of ids.
+    """
     if len(rows) == 0:
-        return matched
+        return rows[:0], cols[:0]
     ur, ri = np.unique(rows, return_inverse=True)
     uc, ci = np.unique(cols, return_inverse=True)
-    graph = csr_matrix((np.ones(len(ri), np.int8), (ri, ci)), shape=(len(ur), len(uc)))
-    matched[ur[maximum_bipartite_matching(graph, perm_type="column") >= 0]] = True
-    return matched
+    n1, n2 = len(ur), len(uc)
+    cost = np.asarray(cost, np.float64)
+    ow = float(outlier_cost if outlier_cost is not None else 100.0 * max(cost.max(), 1.0))
+    # left nodes: real rows [0, n1) + column twins [n1, n1+n2); right: real cols [0, n2) + row twins
+    left = np.concatenate([ri, np.arange(n1), n1 + np.arange(n2), n1 + ci])
+    right = np.concatenate([ci, n2 + np.arange(n1), np.arange(n2), n2 + ri])
+    # +1 on every edge: a perfect matching has n1 + n2 edges, so the shift leaves the optimum
+    # unchanged, and no edge has weight 0 (which sparse matrices would drop)
+    weight = np.concatenate([cost, np.full(n1 + n2 + len(cost), ow)]) + 1.0
+    graph = csr_matrix((weight, (left, right)), shape=(n1 + n2, n1 + n2))
+    lm, rm = min_weight_full_bipartite_matching(graph)
+    real = (lm < n1) & (rm < n2)
+    return ur[lm[real]], uc[rm[real]]
+
+
+def correspond(pred: np.ndarray, gt: np.ndarray, max_dist: float = 0.0075) -> tuple[np.ndarray, np.ndarray]:
+    """``correspondPixels`` on two (H, W) bool maps: (pred pixels matched, gt pixels matched), bool."""
+    pred, gt = np.asarray(pred, bool), np.asarray(gt, bool)
+    if pred.shape != gt.shape:
+        raise ValueError(f"correspond: prediction {pred.shape} and ground truth {gt.shape} differ in shape")
+    radius = match_radius(pred.shape, max_dist)
+    py, px = np.nonzero(pred)
+    gy, gx = np.nonzero(gt)
+    rows, cols, cost = _pairs(py, px, gt, radius)
+    mr, mc = min_cost_matching(rows, cols, cost, outlier_weight(radius))
+    m1, m2 = np.zeros_like(pred), np.zeros_like(gt)
+    m1[py[mr], px[mr]] = True
+    m2[gy[mc], gx[mc]] = True
+    return m1, m2
 
 
 def image_counts(edge: np.ndarray, gts: list[np.ndarray], n_thresholds: int = 99, max_dist: float = 0.0075,
-                 thinning: bool = True) -> np.ndarray:
-    """(n_thresholds, 4) int array of [cntR, sumR, cntP, sumP] for one image.
+                 thinning: bool = True, workers: int = 1) -> np.ndarray:
+    """(n_thresholds, 4) int64 array of [cntR, sumR, cntP, sumP] for one image.
 
     ``edge``: (H, W) float in [0, 1] (after edge NMS); ``gts``: per-annotator (H, W) bool boundaries.
-    The pixel pairs within the tolerance are found once for the lowest threshold's candidates;
-    each threshold then matches the sub-graph of its (thinned) pixels.
+    ``workers`` > 1 shares the thresholds (interleaved, as low thresholds cost most) among that
+    many processes; the counts are the same.
     """
-    h, w = edge.shape
-    radius = max_dist * np.hypot(h, w)
-    ts = thresholds(n_thresholds)
-    sum_r = int(sum(int(g.sum()) for g in gts))
-    cy, cx = np.nonzero(edge >= ts[0])
-    graphs = []
-    for g in gts:
-        rows, cols = _pairs(cy, cx, g, radius)
-        graphs.append((rows, cols))
+    edge = np.asarray(edge, np.float64)
+    for k, g in enumerate(gts):
+        if g.shape != edge.shape:
+            raise ValueError(f"image_counts: annotator {k} is {g.shape}, the edge map {edge.shape}")
+    gts = [np.asarray(g, bool) for g in gts]
+    index = np.arange(n_thresholds)
+    if workers <= 1 or n_thresholds < 2:
+        return _counts(edge, gts, n_thresholds, index, max_dist, thinning)
+    from concurrent.futures import ProcessPoolExecutor
+
+    parts = [index[k::workers] for k in range(min(workers, n_thresholds))]
     out = np.zeros((n_thresholds, 4), np.int64)
+    with ProcessPoolExecutor(len(parts)) as pool:
+        for part, res in zip(parts, pool.map(_counts, *zip(*[(edge, gts, n_thresholds, p, max_dist, thinning)
+                                                              for p in parts]))):
+            out[part] = res
+    return out
+
+
+def _counts(edge: np.ndarray, gts: list[np.ndarray], n_thresholds: int, index: np.ndarray, max_dist: float,
+            thinning: bool) -> np.ndarray:
+    """Counts at thresholds ``thresholds(n_thresholds)[index]`` (ascending), (len(index), 4).
+
+    The pixel pairs within the tolerance are found once for the lowest threshold's candidates; each
+    threshold then matches the sub-graph of its (thinned) pixels. A threshold whose thinned map
+    equals the previous one's reuses its counts.
+    """
+    radius = match_radius(edge.shape, max_dist)
+    ow = outlier_weight(radius)
+    ts = thresholds(n_thresholds)[index]
+    sum_r = int(sum(int(np.count_nonzero(g)) for g in gts))
+    cy, cx = np.nonzero(edge >= ts[0])
+    graphs = [_pairs(cy, cx, g, radius) for g in gts]
+    out = np.zeros((len(ts), 4), np.int64)
+    prev = None
     for i, t in enumerate(ts):
         pred = edge >= t
         if thinning:
             pred = thin(pred)
         active = pred[cy, cx]
+        if prev is not None and np.array_equal(active, prev):
+            out[i] = out[i - 1]
+            continue
+        prev = active
         union = np.zeros(len(cy), bool)
         cnt_r = 0
-        for rows, cols in graphs:
+        for rows, cols, cost in graphs:
             keep = active[rows]
-            matched = max_matching(rows[keep], cols[keep], len(cy))
-            union |= matched
-            cnt_r += int(matched.sum())
-        out[i] = (cnt_r, sum_r, int(union.sum()), int(pred.sum()))
+            mr, _ = min_cost_matching(rows[keep], cols[keep], cost[keep], ow)
+            union[mr] = True
+            cnt_r += len(mr)
+        out[i] = (cnt_r, sum_r, int(union.sum()), int(np.count_nonzero(pred)))
     return out
 
 
@@ -131,16 +219,16 @@ def average_precision(r: np.ndarray, p: np.ndarray) -> float:
 
 
 def recall_at_precision(r: np.ndarray, p: np.ndarray, target: float = 0.5) -> float:
-    """R50: the recall where the PR curve crosses ``target`` precision (linear between thresholds;
-    thresholds ascend, so precision tends to rise and recall to fall). 0 if it never reaches it."""
-    above = np.nonzero(p >= target)[0]
-    if len(above) == 0:
-        return 0.0
-    i = int(above[0])
-    if i == 0 or p[i] == p[i - 1]:
-        return float(r[i])
-    a = (target - p[i - 1]) / (p[i] - p[i - 1])
-    return float(r[i - 1] + a * (r[i] - r[i - 1]))
+    """R50 as Dollar's ``edgesEvalDir``: recall interpolated over the unique precisions (ascending)
+    at precision ``max(min P, target)``. A curve with one precision value gives its recall; one whose
+    precision never reaches ``target`` gives NaN (MATLAB's ``interp1`` outside the range)."""
+    pu, idx = np.unique(p, return_index=True)
+    if len(pu) < 2:
+        return float(r[idx[0]]) if len(pu) else float("nan")
+    x = max(float(pu[0]), target)
+    if x > pu[-1]:
+        return float("nan")
+    return float(np.interp(x, pu, r[idx]))
 
 
 def summarize(per_image: list[np.ndarray], n_thresholds: int | None = None) -> dict:
@@ -154,4 +242,5 @@ def summarize(per_image: list[np.ndarray], n_thresholds: int | None = None) -> d
     r_oi, p_oi = _pr(counts[np.arange(len(counts)), best].sum(0))
     return {"ods": ods, "ois": float(_fmeasure(r_oi, p_oi)), "ap": average_precision(r, p),
             "r50": recall_at_precision(r, p), "ods_threshold": ods_t, "ods_recall": ods_r, "ods_precision": ods_p,
+            "ois_recall": float(r_oi), "ois_precision": float(p_oi),
             "pr_curve": {"threshold": t.tolist(), "recall": r.tolist(), "precision": p.tolist()}}

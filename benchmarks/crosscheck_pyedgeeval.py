@@ -1,0 +1,88 @@
+"""Cross-check our BSDS benchmark against pyEdgeEval on the same saved edge maps.
+
+    pip install pyEdgeEval          # test-only dependency (builds its C++ correspondPixels)
+    python benchmarks/crosscheck_pyedgeeval.py --data-root ../shared/data --images 12
+
+For the first N BSDS500 images of a split: a Canny soft map (``sam_bench.models.edges``) after our
+edge NMS is saved as an 8-bit PNG, read back by both benchmarks (each its own thinning and
+matching), and ODS / OIS / AP are compared (pyEdgeEval's ``AUC`` is the standard code's AP,
+the area under the interpolated PR curve; its ``AP`` is a different 101-point average). Prints
+both sets of numbers, the differences and the timings; with ``--json`` one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def our_maps(root: Path, split: str, n: int, out: Path) -> list[tuple[str, list[np.ndarray]]]:
+    """Write Canny + NMS maps as PNGs to ``out``; return (id, annotators) per image."""
+    from sam_bench.data.bsds import open_bsds
+    from sam_bench.metrics.edge_nms import edge_nms
+    from sam_bench.models.edges import CannyEdges
+
+    model = CannyEdges()
+    items = []
+    for item in open_bsds(root, split).items[:n]:
+        sample = item.load()
+        model.set_image(sample.image, item.id)
+        e = edge_nms(model.edge_map())
+        cv2.imwrite(str(out / f"{item.id}.png"), np.clip(np.rint(e * 255), 0, 255).astype(np.uint8))
+        items.append((item.id, sample.boundaries))
+    return items
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                   help="folder holding BSDS500/")
+    p.add_argument("--split", default="test", help="BSDS500 split (default test)")
+    p.add_argument("--images", type=int, default=12, help="first N images of the split")
+    p.add_argument("--thresholds", type=int, default=99, help="number of thresholds (standard 99)")
+    p.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = p.parse_args(argv)
+    try:
+        from pyEdgeEval.common.binary_label import calculate_metrics, evaluate_boundaries_threshold_multiple_gts
+    except ImportError:
+        print("pyEdgeEval is not installed: pip install pyEdgeEval", file=sys.stderr)
+        return 2
+    from sam_bench.metrics import bsds
+
+    root = Path(args.data_root) / "BSDS500"
+    with tempfile.TemporaryDirectory() as tmp:
+        items = our_maps(root, args.split, args.images, Path(tmp))
+        maps = {i: cv2.imread(str(Path(tmp) / f"{i}.png"), cv2.IMREAD_UNCHANGED) / 255.0 for i, _ in items}
+    t0 = time.perf_counter()
+    ours = bsds.summarize([bsds.image_counts(maps[i], g, args.thresholds) for i, g in items], args.thresholds)
+    t_ours = time.perf_counter() - t0
+    thr = bsds.thresholds(args.thresholds)
+    t0 = time.perf_counter()
+    theirs_counts = {i: evaluate_boundaries_threshold_multiple_gts(thr, maps[i], [g.astype(np.uint8) for g in gts])
+                     for i, gts in items}
+    t_theirs = time.perf_counter() - t0
+    _, _, overall = calculate_metrics(lambda s: theirs_counts[s["name"]], args.thresholds,
+                                      [{"name": i} for i, _ in items], nproc=1)
+    theirs = {"ods": float(overall["ODS_f1"]), "ois": float(overall["OIS_f1"]), "ap": float(overall["AUC"])}
+    report = {"images": len(items), "thresholds": args.thresholds,
+              "ours": {k: ours[k] for k in ("ods", "ois", "ap", "r50")}, "pyedgeeval": theirs,
+              "diff": {k: ours[k] - theirs[k] for k in theirs},
+              "seconds": {"ours": round(t_ours, 2), "pyedgeeval": round(t_theirs, 2)}}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for k in ("ours", "pyedgeeval", "diff", "seconds"):
+            print(f"{k:>10}: " + "  ".join(f"{a}={b:.4f}" if isinstance(b, float) else f"{a}={b}"
+                                           for a, b in report[k].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
