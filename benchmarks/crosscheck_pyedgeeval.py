@@ -4,7 +4,7 @@
     python benchmarks/crosscheck_pyedgeeval.py --data-root ../shared/data --images 12
 
 For the first N BSDS500 images of a split: a Canny soft map (``sam_bench.models.edges``) after our
-edge NMS is saved as an 8-bit PNG, read back by both benchmarks (each its own thinning and
+edge NMS is saved as an 8-bit PNG (or ``--maps DIR`` gives saved maps), read back by both benchmarks (each its own thinning and
 matching), and ODS / OIS / AP are compared (pyEdgeEval's ``AUC`` is the standard code's AP,
 the area under the interpolated PR curve; its ``AP`` is a different 101-point average). Prints
 both sets of numbers, the differences and the timings; with ``--json`` one JSON object.
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", default="test", help="BSDS500 split (default test)")
     p.add_argument("--images", type=int, default=12, help="first N images of the split")
     p.add_argument("--thresholds", type=int, default=99, help="number of thresholds (standard 99)")
+    p.add_argument("--maps", help="evaluate these saved maps (DIR/<id>.png, e.g. a run's --save-edges "
+                   "OUT/edges) instead of computing Canny maps")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     try:
@@ -58,8 +60,15 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.data_root) / "BSDS500"
     with tempfile.TemporaryDirectory() as tmp:
-        items = our_maps(root, args.split, args.images, Path(tmp))
-        maps = {i: cv2.imread(str(Path(tmp) / f"{i}.png"), cv2.IMREAD_UNCHANGED) / 255.0 for i, _ in items}
+        if args.maps:
+            from sam_bench.data.bsds import open_bsds
+
+            folder = Path(args.maps)
+            items = [(it.id, it.load().boundaries) for it in open_bsds(root, args.split).items[: args.images]]
+        else:
+            folder = Path(tmp)
+            items = our_maps(root, args.split, args.images, folder)
+        maps = {i: cv2.imread(str(folder / f"{i}.png"), cv2.IMREAD_UNCHANGED) / 255.0 for i, _ in items}
     t0 = time.perf_counter()
     ours = bsds.summarize([bsds.image_counts(maps[i], g, args.thresholds) for i, g in items], args.thresholds)
     t_ours = time.perf_counter() - t0

@@ -237,15 +237,17 @@ def plot_pr(results: dict, path: Path) -> Path:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(_paper_rows()):
         c = colours[(i + 1) % len(colours)]
+        text = f"{row['method']} (paper)"
         if isinstance(row.get("ods"), (int, float)):
             f = row["ods"]
             p = f * r / (2 * r - f)
             ok = (p > 0) & (p <= 1) & (2 * r > f)
             ax.plot(r[ok], p[ok], ls=":", color=c, lw=0.9)
+            text += f" ODS={f:.3f} (dotted)"
         if isinstance(row.get("r50"), (int, float)):
-            ax.plot([row["r50"]], [0.5], marker="s", color=c, ls="none", label=f"{row['method']} (paper) R50")
-        else:
-            ax.plot([], [], ls=":", color=c, label=f"{row['method']} (paper) ODS={row.get('ods', float('nan')):.3f}")
+            ax.plot([row["r50"]], [0.5], marker="s", color=c, ls="none")
+            text += f", R50={row['r50']:.3f} (square)"
+        ax.plot([], [], ls=":", marker="s" if "R50" in text else None, color=c, label=text)
     label = results["model"]["name"] + (" (untrained)" if results.get("untrained") else "")
     for name, ds in results["datasets"].items():
         m = ds["metrics"]
