@@ -8,7 +8,8 @@ official defaults (``AMGConfig.official()``) and the official SAM model it retur
 in the same order, as ``segment_anything.SamAutomaticMaskGenerator`` (tests/test_amg.py): it
 follows ``automatic_mask_generator.py`` step for step (grids, crops, predicted-IoU and stability
 filters, crop-edge filter, torchvision box NMS per crop then across crops, small-region cleanup),
-but decodes at the model's best prompt batch, keeps masks as bit-packed tensors instead of
+but decodes at the model's best prompt batch (bit-identical masks need the official batch of 64:
+``points_per_batch=64``, as ``AMGConfig.official()`` sets), keeps masks as bit-packed tensors instead of
 Python-loop RLEs, and adds exact mask-IoU NMS, ranking and top-k.
 
 Memory: candidate masks are stored bit-packed (K x H*W / 8 bytes: 12288 masks of 640x480 take
@@ -60,8 +61,10 @@ class AMGConfig:
 
     @classmethod
     def official(cls) -> "AMGConfig":
-        """segment_anything.SamAutomaticMaskGenerator's defaults."""
-        return cls()
+        """segment_anything.SamAutomaticMaskGenerator's defaults, its decoder batch of 64 included:
+        float sums depend on the batch (up to ~3e-7 in the logits between batch 1 and 64 on CPU),
+        which can flip a pixel whose logit is that close to the threshold."""
+        return cls(points_per_batch=64)
 
     @classmethod
     def paper_edges(cls) -> "AMGConfig":
@@ -245,11 +248,11 @@ def _stability(logits: torch.Tensor, thresh: float, offset: float) -> torch.Tens
     return inter / union
 
 
-def _points_chunk(model, cfg: AMGConfig) -> tuple[int, int]:
-    """(points per predict call, prompts per decoder call): decode at the model's batch, filter in
-    chunks of at least 64 points so Python overhead stays small and memory bounded."""
-    batch = cfg.points_per_batch or getattr(model, "prompt_batch", None) or model.default_prompt_batch()
-    return max(batch, 64), batch
+def _points_chunk(cfg: AMGConfig) -> tuple[int, int | None]:
+    """(points per predict call, prompts per decoder call): decode at the configured batch, else
+    at the model's (measured on CPU); filter in chunks of at least 64 points so Python overhead
+    stays small and memory bounded."""
+    return max(cfg.points_per_batch or 0, 64), cfg.points_per_batch
 
 
 def _process_crop(model, image, crop_box, points_norm: np.ndarray, cfg: AMGConfig, orig_hw) -> _Cands:
@@ -263,7 +266,7 @@ def _process_crop(model, image, crop_box, points_norm: np.ndarray, cfg: AMGConfi
         model.set_image(np.ascontiguousarray(crop))
     ch, cw = crop.shape[:2]
     pts_all = points_norm * np.array([[cw, ch]])  # (P, 2) (X, Y) in the crop, float64 like the official code
-    chunk, batch = _points_chunk(model, cfg)
+    chunk, batch = _points_chunk(cfg)
     thr = float(getattr(model, "mask_threshold", 0.0))
     parts = []
     for s in range(0, len(pts_all), chunk):
@@ -403,7 +406,8 @@ def generate(model, image: np.ndarray, config: AMGConfig | None = None) -> MaskS
                    d["logits"], {"crop_boxes": d["crop_boxes"], "num_candidates": n_cand})
 
 
-_COUNTERS = ("encoder_calls", "decoder_calls", "decoded_prompts", "encoder_seconds", "decoder_seconds", "prompt_batch")
+_COUNTERS = ("encoder_calls", "decoder_calls", "decoded_prompts", "encoder_seconds", "decoder_seconds", "prompt_batch",
+             "tuner")
 
 
 def _snapshot(model) -> dict:

@@ -40,7 +40,7 @@ def test_equals_official_generator_random_vit_b():
     ref = _official(model.sam, IMG, **kw)
     model.set_image(IMG)
     calls = model.encoder_calls
-    ours = generate(model, IMG, AMGConfig(points_per_side=6, pred_iou_thresh=0.01, stability_score_thresh=0.02,
+    ours = generate(model, IMG, AMGConfig(points_per_side=6, points_per_batch=64, pred_iou_thresh=0.01, stability_score_thresh=0.02,
                                           stability_score_offset=0.05, nms_thresh=1.0))
     assert model.encoder_calls == calls  # the runner's embedding is reused
     assert 0 < len(ref) < 6 * 6 * 3, len(ref)
@@ -57,7 +57,7 @@ def test_equals_official_generator_crops_and_small_regions(crops, min_area):
               crop_n_points_downscale_factor=2)
     ref = _official(model.sam, IMG, **kw)
     model.set_image(IMG)
-    ours = generate(model, IMG, AMGConfig(points_per_side=4, pred_iou_thresh=None, stability_score_thresh=None,
+    ours = generate(model, IMG, AMGConfig(points_per_side=4, points_per_batch=64, pred_iou_thresh=None, stability_score_thresh=None,
                                           stability_score_offset=0.05, nms_thresh=0.99, crop_n_layers=crops,
                                           crop_nms_thresh=0.99, min_mask_region_area=min_area,
                                           crop_n_points_downscale_factor=2))

@@ -11,7 +11,7 @@ import torch
 from sam_bench import registry
 from sam_bench.cli import main
 from sam_bench.errors import ConfigError, SamBenchError
-from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+from sam_bench.models.base import BatchTuner, ModelInfo, Prediction, PromptableModel
 from sam_bench.results import ItemStore, atomic_write_json, config_hash, merge_items, read_jsonl
 
 
@@ -101,6 +101,57 @@ def test_promptable_contract_counts_and_chunks():
     one = model.predict(points=pts[2:3], labels=np.ones((1, 1)))
     assert torch.equal(one.logits[0], pred.logits[2])
     assert bool(pred.best().masks[1, 0, 10, 10]) and not bool(pred.best().masks[1, 0, 0, 29])
+
+
+def test_batch_tuner_probes_every_candidate_then_keeps_the_fastest():
+    cost = {1: 0.010, 4: 0.030, 16: 0.100, 64: 0.500}  # seconds per call: 16 is fastest per prompt
+    tuner, chunks, left = BatchTuner(), [], 300
+    while left:
+        b = min(tuner.next_chunk(left), left)
+        tuner.record(b, cost.get(b, 1.0))
+        chunks.append(b)
+        left -= b
+    assert chunks[0] == 4  # warm-up, not timed
+    assert chunks[1:1 + 16 + 4 + 1 + 1] == [1] * 16 + [4] * 4 + [16] + [64]
+    assert tuner.best == 16 and set(chunks[23:-1]) == {16} and chunks[-1] <= 16
+    assert tuner.ms_per_prompt(64) == pytest.approx(500 / 64) and tuner.as_dict()["chosen"] == 16
+    assert sum(chunks) == 300
+
+
+def test_batch_tuner_waits_for_a_call_big_enough():
+    tuner = BatchTuner(candidates=(1, 8), probe=2)
+    tuner.record(tuner.next_chunk(5), 1.0)  # warm-up
+    assert [tuner.next_chunk(5) for _ in range(1)] == [1]
+    tuner.record(1, 0.5)
+    tuner.record(1, 0.5)
+    assert tuner.next_chunk(5) == 1 and tuner.best is None  # 8 does not fit: best measured that fits
+    tuner.record(tuner.next_chunk(8), 8.0)
+    assert tuner.best == 1  # 0.5 s per prompt one at a time vs 1 s at 8
+
+
+class SlowBatchModel(DiskModel):
+    """DiskModel whose decode costs 1 ms + 2 ms per prompt over 16 (so 16 is the best batch)."""
+
+    def _decode(self, points, labels, boxes, mask_input, multimask):
+        import time
+        b = points.shape[0]
+        time.sleep(0.004 + 0.0005 * max(0, 16 - b) + 0.002 * max(0, b - 16))
+        return super()._decode(points, labels, boxes, mask_input, multimask)
+
+
+def test_promptable_model_tunes_its_batch_on_cpu_and_reports_it():
+    model = SlowBatchModel(ModelInfo("slow"))
+    model.set_image(np.zeros((8, 8, 3), np.uint8))
+    pts = np.full((150, 1, 2), 4.0)
+    pred = model.predict(points=pts, labels=np.ones((150, 1)), multimask=False)
+    assert pred.logits.shape == (150, 1, 8, 8) and model.decoded_prompts == 150
+    assert model.tuner.best == 16 and model.default_prompt_batch() == 16
+    lat = model.latency()
+    assert lat["prompt_batch"] == 16 and lat["prompt_batch_tuning"]["chosen"] == 16
+    fixed = SlowBatchModel(ModelInfo("slow"), prompt_batch=3)
+    fixed.set_image(np.zeros((8, 8, 3), np.uint8))
+    fixed.predict(points=pts[:7], labels=np.ones((7, 1)))
+    assert fixed.decoder_calls == 3 and fixed.latency()["prompt_batch_tuning"] is None
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -53,7 +53,9 @@ def test_batched_decode_equals_one_by_one(vitb):
         one = vitb.predict(points=pts[i:i + 1], labels=labels[i:i + 1], boxes=boxes[i:i + 1], batch_size=1)
         torch.testing.assert_close(one.logits[0], together.logits[i], rtol=0, atol=1e-5)
         torch.testing.assert_close(one.iou_scores[0], together.iou_scores[i], rtol=0, atol=1e-6)
-        assert torch.equal(one.masks[0], together.masks[i])
+        # float sums depend on the batch: a pixel whose logit is within 1e-5 of 0 may flip
+        near = together.logits[i].abs() < 1e-5
+        assert torch.equal(one.masks[0] | near, together.masks[i] | near)
 
 
 def test_equals_official_predictor(vitb):

@@ -28,9 +28,61 @@ import torch
 from sam_bench.errors import ConfigError, SamBenchError
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
-# Prompts per decoder call by device: on CPU small batches are fastest per prompt, on CUDA large
-# ones (benchmarks/bench_models.py measures it against the official predictor).
-PROMPT_BATCH = {"cpu": 4, "cuda": 64}
+# Prompts per decoder call on devices where the largest batch is fastest per prompt. Elsewhere (CPU)
+# the best batch depends on the cores and their load (one 2-core probe: 40 ms per prompt one at a
+# time, 110 ms at 64; under load the opposite), so it is measured on the run's own work (BatchTuner).
+PROMPT_BATCH = {"cuda": 64}
+BATCH_CANDIDATES = (1, 4, 16, 64)
+UNTUNED_BATCH = 4  # used until the tuner has measured every candidate
+
+
+class BatchTuner:
+    """Chooses the prompts per decoder call by timing the real work, wasting no decode.
+
+    The first chunk warms up and is not timed; then each candidate batch decodes chunks of real
+    prompts until it has covered ``probe`` prompts; the candidate with the least time per prompt
+    is then used for every later call. A candidate larger than the prompts left in a call waits
+    for a bigger call. State is explicit: ``seconds`` / ``prompts`` per candidate, ``best``.
+    """
+
+    def __init__(self, candidates: tuple[int, ...] = BATCH_CANDIDATES, probe: int = 16):
+        self.candidates, self.probe = tuple(candidates), probe
+        self.seconds = {b: 0.0 for b in self.candidates}
+        self.prompts = {b: 0 for b in self.candidates}
+        self.warm = False
+        self.best: int | None = None
+
+    def next_chunk(self, remaining: int) -> int:
+        """Prompts for the next decoder call, with ``remaining`` prompts left in this call."""
+        if self.best is not None:
+            return self.best
+        if not self.warm:
+            return min(UNTUNED_BATCH, remaining)
+        for b in self.candidates:
+            if self.prompts[b] < max(self.probe, b) and b <= remaining:
+                return b
+        measured = [b for b in self.candidates if self.prompts[b] and b <= remaining]
+        return min(measured, key=self.ms_per_prompt) if measured else min(UNTUNED_BATCH, remaining)
+
+    def record(self, batch: int, seconds: float) -> None:
+        """Time of one decoder call of ``batch`` prompts chosen by ``next_chunk``."""
+        if self.best is not None:
+            return
+        if not self.warm:
+            self.warm = True
+            return
+        if batch in self.prompts:
+            self.seconds[batch] += seconds
+            self.prompts[batch] += batch
+        if all(self.prompts[b] >= max(self.probe, b) for b in self.candidates):
+            self.best = min(self.candidates, key=self.ms_per_prompt)
+
+    def ms_per_prompt(self, batch: int) -> float:
+        return 1e3 * self.seconds[batch] / self.prompts[batch] if self.prompts[batch] else float("inf")
+
+    def as_dict(self) -> dict:
+        return {"chosen": self.best, "ms_per_prompt": {str(b): round(self.ms_per_prompt(b), 3)
+                                                       for b in self.candidates if self.prompts[b]}}
 
 
 @dataclass
@@ -127,6 +179,7 @@ class PromptableModel(_Timed):
         self.info = info
         self.device = torch.device(device)
         self.prompt_batch = prompt_batch
+        self.tuner = BatchTuner()
         self.image_size: tuple[int, int] | None = None
         self._init_counters()
 
@@ -139,14 +192,24 @@ class PromptableModel(_Timed):
         raise NotImplementedError
 
     def default_prompt_batch(self) -> int:
-        """Prompts per decoder call when the caller does not choose (see ``benchmarks/``)."""
-        return PROMPT_BATCH.get(self.device.type, 16)
+        """Prompts per decoder call when the caller does not choose: fixed on CUDA, else the
+        tuner's choice once made (see ``BatchTuner`` and ``benchmarks/bench_models.py``)."""
+        return self._fixed_batch() or self.tuner.best or UNTUNED_BATCH
+
+    def _fixed_batch(self) -> int | None:
+        """The batch when it is not to be measured: set by the user, by an OOM fallback, or fixed
+        for the device."""
+        return self.prompt_batch or PROMPT_BATCH.get(self.device.type)
 
     def _autocast(self):
         """Autocast to the model's reduced precision, or nothing in fp32."""
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def latency(self) -> dict:
+        return {**super().latency(), "prompt_batch": self.default_prompt_batch(),
+                "prompt_batch_tuning": None if self._fixed_batch() else self.tuner.as_dict()}
 
     # -- public API ------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
@@ -171,18 +234,21 @@ class PromptableModel(_Timed):
         points: (B, N, 2) (X, Y) pixels, with labels (B, N): 1 foreground, 0 background, -1 padding.
         boxes: (B, 4) XYXY pixels. mask_input: (B, 1, 256, 256) low-res logits from an earlier call.
         Any may be None but not all. Decoded in chunks of ``batch_size`` (default: the model's
-        prompt batch); on CUDA out-of-memory the chunk is halved and retried.
+        prompt batch, measured on CPU by ``self.tuner``); on CUDA out-of-memory the chunk is
+        halved and retried.
         """
         if self.image_size is None:
             raise SamBenchError("predict() called before set_image(): set an image first")
         points, labels, boxes, mask_input = self._check_prompts(points, labels, boxes, mask_input)
         n = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
-        chunk = batch_size or self.prompt_batch or self.default_prompt_batch()
+        fixed = batch_size or self._fixed_batch()
         parts, start = [], 0
         t0 = time.perf_counter()
         with torch.inference_mode():
             while start < n:
+                chunk = fixed or self.tuner.next_chunk(n - start)
                 sl = slice(start, min(n, start + chunk))
+                t_call = time.perf_counter()
                 try:
                     parts.append(self._decode(*(x[sl] if x is not None else None
                                                 for x in (points, labels, boxes, mask_input)), multimask))
@@ -190,9 +256,11 @@ class PromptableModel(_Timed):
                     if chunk == 1:
                         raise
                     torch.cuda.empty_cache()
-                    chunk = max(1, chunk // 2)
-                    self.prompt_batch = chunk
+                    fixed = self.prompt_batch = max(1, chunk // 2)
                     continue
+                if not fixed and sl.stop - sl.start == chunk:
+                    _sync(self.device)
+                    self.tuner.record(chunk, time.perf_counter() - t_call)
                 self.decoder_calls += 1
                 start = sl.stop
         _sync(self.device)

@@ -67,8 +67,8 @@ class GrabCutModel(PromptableModel):
         self._work: np.ndarray | None = None
         self._full: tuple[int, int] = (0, 0)
 
-    def default_prompt_batch(self) -> int:
-        return 64  # GrabCut runs prompt by prompt; the batch only bounds the output tensors
+    def _fixed_batch(self) -> int:
+        return self.prompt_batch or 64  # GrabCut runs prompt by prompt; the batch only bounds the outputs
 
     # -- encoder: keep a working copy ----------------------------------------------------
     def _encode(self, image: np.ndarray) -> None:

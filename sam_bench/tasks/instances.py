@@ -104,9 +104,10 @@ class InstancesTask(Task):
             [float(d["score"]) for d in dets]
 
     def segment(self, model, boxes: np.ndarray) -> list[dict]:
-        """RLEs for (B, 4) XYXY boxes on the model's current image, decoded a prompt batch at a time."""
+        """RLEs for (B, 4) XYXY boxes on the model's current image, 64 boxes (or the model's prompt
+        batch, when larger) per predict call; the model splits them into its own decoder batches."""
         rles: list[dict] = []
-        chunk = getattr(model, "prompt_batch", None) or model.default_prompt_batch()
+        chunk = max(64, getattr(model, "prompt_batch", None) or 0)
         for s in range(0, len(boxes), chunk):
             b = torch.as_tensor(boxes[s:s + chunk], dtype=torch.float32)
             pred = model.predict(boxes=b, multimask=True).best()
