@@ -7,7 +7,8 @@ For the first N BSDS500 images of a split: a Canny soft map (``sam_bench.models.
 edge NMS is saved as an 8-bit PNG (or ``--maps DIR`` gives saved maps), read back by both benchmarks (each its own thinning and
 matching), and ODS / OIS / AP are compared (pyEdgeEval's ``AUC`` is the standard code's AP,
 the area under the interpolated PR curve; its ``AP`` is a different 101-point average). Prints
-both sets of numbers, the differences and the timings; with ``--json`` one JSON object.
+both sets of numbers, the differences and the timings (``--workers`` processes over images, the
+same for both); with ``--json`` one JSON object.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -40,6 +42,22 @@ def our_maps(root: Path, split: str, n: int, out: Path) -> list[tuple[str, list[
     return items
 
 
+def _ours(job) -> np.ndarray:
+    from sam_bench.metrics import bsds
+
+    edge, gts, n = job
+    return bsds.image_counts(edge, gts, n)
+
+
+def _theirs(job):
+    from pyEdgeEval.common.binary_label import evaluate_boundaries_threshold_multiple_gts
+
+    from sam_bench.metrics import bsds
+
+    edge, gts, n = job
+    return evaluate_boundaries_threshold_multiple_gts(bsds.thresholds(n), edge, [g.astype(np.uint8) for g in gts])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
@@ -49,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--thresholds", type=int, default=99, help="number of thresholds (standard 99)")
     p.add_argument("--maps", help="evaluate these saved maps (DIR/<id>.png, e.g. a run's --save-edges "
                    "OUT/edges) instead of computing Canny maps")
+    p.add_argument("--workers", type=int, default=1, help="processes, each evaluating whole images, for "
+                   "both benchmarks alike (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     try:
-        from pyEdgeEval.common.binary_label import calculate_metrics, evaluate_boundaries_threshold_multiple_gts
+        from pyEdgeEval.common.binary_label import calculate_metrics
     except ImportError:
         print("pyEdgeEval is not installed: pip install pyEdgeEval", file=sys.stderr)
         return 2
@@ -69,21 +89,24 @@ def main(argv: list[str] | None = None) -> int:
             folder = Path(tmp)
             items = our_maps(root, args.split, args.images, folder)
         maps = {i: cv2.imread(str(folder / f"{i}.png"), cv2.IMREAD_UNCHANGED) / 255.0 for i, _ in items}
-    t0 = time.perf_counter()
-    ours = bsds.summarize([bsds.image_counts(maps[i], g, args.thresholds) for i, g in items], args.thresholds)
-    t_ours = time.perf_counter() - t0
-    thr = bsds.thresholds(args.thresholds)
-    t0 = time.perf_counter()
-    theirs_counts = {i: evaluate_boundaries_threshold_multiple_gts(thr, maps[i], [g.astype(np.uint8) for g in gts])
-                     for i, gts in items}
-    t_theirs = time.perf_counter() - t0
+    jobs = [(maps[i], gts, args.thresholds) for i, gts in items]
+    with ProcessPoolExecutor(max(1, args.workers)) as pool:
+        t0 = time.perf_counter()
+        ours_counts = list(pool.map(_ours, jobs))
+        t_ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        theirs_counts = dict(zip([i for i, _ in items], pool.map(_theirs, jobs)))
+        t_theirs = time.perf_counter() - t0
+    ours = bsds.summarize(ours_counts, args.thresholds)
     _, _, overall = calculate_metrics(lambda s: theirs_counts[s["name"]], args.thresholds,
                                       [{"name": i} for i, _ in items], nproc=1)
     theirs = {"ods": float(overall["ODS_f1"]), "ois": float(overall["OIS_f1"]), "ap": float(overall["AUC"])}
     report = {"images": len(items), "thresholds": args.thresholds,
               "ours": {k: ours[k] for k in ("ods", "ois", "ap", "r50")}, "pyedgeeval": theirs,
               "diff": {k: ours[k] - theirs[k] for k in theirs},
-              "seconds": {"ours": round(t_ours, 2), "pyedgeeval": round(t_theirs, 2)}}
+              "workers": args.workers,
+              "seconds": {"ours": round(t_ours, 2), "pyedgeeval": round(t_theirs, 2)},
+              "speedup": round(t_theirs / t_ours, 2)}
     if args.json:
         print(json.dumps(report))
     else:

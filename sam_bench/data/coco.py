@@ -173,19 +173,25 @@ def instance_dataset(data: dict, image_dir: str | Path, *, name: str, fmt: str, 
                    missing=missing, meta={"image_ids": [it.image_id for it in items]})
 
 
+def read_instances(ann_json: str | Path, image_dir: str | Path | None, check) -> tuple[Path, dict, Path]:
+    """(json path, checked dict, image folder: default the JSON's own) of a COCO or LVIS file."""
+    ann_json = Path(ann_json)
+    data = read_json(ann_json)
+    check(data, ann_json)
+    image_dir = Path(image_dir) if image_dir else ann_json.parent
+    if not image_dir.is_dir():
+        raise BadInput(f"{image_dir}: image folder not found (for {ann_json})")
+    return ann_json, data, image_dir
+
+
 def open_coco(ann_json: str | Path, image_dir: str | Path | None = None, *, name: str | None = None,
               domain: str | None = None, keep_empty_images: bool = True, **_: Any) -> Dataset:
     """A COCO instances JSON and its image folder (default: the JSON's folder) as a Dataset.
 
     Unknown options (e.g. a task's ``split``) are ignored, since COCO files hold one split each.
     """
-    ann_json = Path(ann_json)
-    data = read_json(ann_json)
-    check_coco_dict(data, ann_json)
+    ann_json, data, image_dir = read_instances(ann_json, image_dir, check_coco_dict)
     api = coco_api(data)
-    image_dir = Path(image_dir) if image_dir else ann_json.parent
-    if not image_dir.is_dir():
-        raise BadInput(f"{image_dir}: image folder not found (for {ann_json})")
     ds = instance_dataset(api.dataset, image_dir, name=name or f"coco:{ann_json.stem}", fmt="coco",
                           gt_json=ann_json, keep_empty_images=keep_empty_images)
     ds.domain = domain

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from sam_bench.data.base import Dataset
-from sam_bench.data.coco import check_coco_dict, instance_dataset, read_json
+from sam_bench.data.coco import check_coco_dict, instance_dataset, read_instances
 from sam_bench.errors import BadInput
 
 LVIS_IMAGE_KEYS = ("neg_category_ids", "not_exhaustive_category_ids", "coco_url", "file_name")
@@ -60,13 +60,8 @@ def open_lvis(ann_json: str | Path, image_dir: str | Path | None = None, *, name
 
     Images without annotations are kept (LVIS evaluation counts them via negative categories).
     """
-    ann_json = Path(ann_json)
-    data = read_json(ann_json)
-    check_lvis_dict(data, ann_json)
+    ann_json, data, image_dir = read_instances(ann_json, image_dir, check_lvis_dict)
     api = lvis_from_dict(data)
-    image_dir = Path(image_dir) if image_dir else ann_json.parent
-    if not image_dir.is_dir():
-        raise BadInput(f"{image_dir}: image folder not found (for {ann_json})")
     ds = instance_dataset(api.dataset, image_dir, name=name or f"lvis:{ann_json.stem}", fmt="lvis",
                           gt_json=ann_json, image_meta=LVIS_IMAGE_KEYS)
     ds.domain = domain

@@ -298,20 +298,25 @@ class PromptableModel(_Timed):
         return points, labels, boxes, mask_input
 
 
-class EdgeModel(_Timed):
-    """A model that maps an image to a soft edge map in [0, 1] (before edge NMS)."""
-
-    kind: ClassVar[str] = "edges"
-    kinds: ClassVar[tuple[str, ...]] = ("edges",)
+class _WholeImageModel(_Timed):
+    """A CPU model that works on the whole image at once: ``set_image`` only keeps it."""
 
     def __init__(self, info: ModelInfo):
         self.info = info
         self.device = torch.device("cpu")
         self._image: np.ndarray | None = None
+        self._image_id: str | None = None
         self._init_counters()
 
     def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
         self._image, self._image_id = image, image_id
+
+
+class EdgeModel(_WholeImageModel):
+    """A model that maps an image to a soft edge map in [0, 1] (before edge NMS)."""
+
+    kind: ClassVar[str] = "edges"
+    kinds: ClassVar[tuple[str, ...]] = ("edges",)
 
     def edge_map(self) -> np.ndarray:
         """(H, W) float32 in [0, 1] for the current image."""
@@ -327,20 +332,11 @@ class EdgeModel(_Timed):
         raise NotImplementedError
 
 
-class ProposalModel(_Timed):
+class ProposalModel(_WholeImageModel):
     """A model that proposes class-agnostic masks for an image, best first."""
 
     kind: ClassVar[str] = "proposals"
     kinds: ClassVar[tuple[str, ...]] = ("proposals",)
-
-    def __init__(self, info: ModelInfo):
-        self.info = info
-        self.device = torch.device("cpu")
-        self._image: np.ndarray | None = None
-        self._init_counters()
-
-    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
-        self._image = image
 
     def propose(self, max_masks: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """(K, H, W) bool masks and (K,) scores, K <= max_masks, sorted by score descending."""

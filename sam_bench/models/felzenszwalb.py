@@ -24,6 +24,7 @@ import numpy as np
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import EdgeModel, ModelInfo, ProposalModel
 from sam_bench.models.edges import _check_options, _no_weights
+from sam_bench.models.slic_proposals import adjacency
 
 log = logging.getLogger("sam_bench")
 
@@ -57,17 +58,6 @@ def boundary_frequency(image: np.ndarray, scales=EDGE_SCALES, sigma: float = SIG
     return acc / len(scales)
 
 
-def _adjacent_pairs(labels: np.ndarray) -> np.ndarray:
-    """(P, 2) unique label pairs a < b that touch (4-connectivity)."""
-    a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
-    b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
-    keep = a != b
-    lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
-    n = int(labels.max()) + 1
-    codes = np.unique(lo.astype(np.int64) * n + hi)
-    return np.stack([codes // n, codes % n], 1)
-
-
 def segment_proposals(image: np.ndarray, scales=PROPOSAL_SCALES, sigma: float = SIGMA, min_size: int = MIN_SIZE,
                       merge_pairs: bool = False, max_masks: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """(K, H, W) bool masks and (K,) scores (descending) from FH segments at ``scales``.
@@ -84,7 +74,7 @@ def segment_proposals(image: np.ndarray, scales=PROPOSAL_SCALES, sigma: float = 
         area = np.bincount(flat, minlength=n)
         groups = [np.array([i]) for i in np.argsort(-area, kind="stable")]
         if merge_pairs:
-            pairs = _adjacent_pairs(labels)
+            pairs = adjacency(labels)
             pair_area = area[pairs[:, 0]] + area[pairs[:, 1]]
             groups += [pairs[i] for i in np.argsort(-pair_area, kind="stable")]
         for g in groups:
