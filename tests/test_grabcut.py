@@ -102,3 +102,15 @@ def test_registered_and_records_its_settings(scene):
 def test_bad_options(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         build_grabcut(**kwargs)
+
+
+def test_box_grabcut_leaves_empty_falls_back_to_the_box():
+    """On a flat image GrabCut's colour models cannot tell inside from outside; the box is returned."""
+    m = build_grabcut(max_side=96)
+    m.set_image(np.full((H, W, 3), 128, np.uint8))
+    pred = m.predict(boxes=[[40, 30, 100, 90]], multimask=False)
+    mask = pred.masks[0, 0].numpy()
+    assert mask.any()
+    ys, xs = np.nonzero(mask)
+    assert abs(xs.min() - 40) <= 2 and abs(xs.max() - 99) <= 2 and abs(ys.min() - 30) <= 2 and abs(ys.max() - 89) <= 2
+    assert mask.sum() == pytest.approx(60 * 60, rel=0.1)

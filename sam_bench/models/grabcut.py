@@ -4,7 +4,8 @@ Every prompt runs ``cv2.grabCut`` on a downscaled working copy of the image (lon
 ``max_side``, default 256 px: about 0.1 s per call with 3 iterations on one CPU core, against
 0.5-1 s at 480x640), initialised from the prompt:
 
-- box only: ``GC_INIT_WITH_RECT`` (outside sure background, inside probable foreground);
+- box only: ``GC_INIT_WITH_RECT`` (outside sure background, inside probable foreground); when GrabCut
+  leaves nothing in the box (colours alike inside and out), the filled box is the answer;
 - otherwise a label map and ``GC_INIT_WITH_MASK``. Start: probable background everywhere, or,
   with a box, sure background outside it and probable foreground inside, or, with
   ``mask_input``, probable foreground where its logits are > 0 and probable background elsewhere.
@@ -111,7 +112,11 @@ class GrabCutModel(PromptableModel):
         if rect is not None and prior is None and not has_points:
             labels = np.full((h, w), cv2.GC_BGD, np.uint8)
             labels[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = cv2.GC_PR_FGD
-            return self._grabcut(labels, rect)
+            box_mask = labels == cv2.GC_PR_FGD
+            fg = self._grabcut(labels, rect)
+            # GrabCut may give the whole box to the background (an object whose colours match its
+            # surroundings): the box itself is then a better answer than nothing
+            return fg if fg.any() else box_mask
         labels = prior.copy() if prior is not None else np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if rect is not None:
             inside = np.zeros((h, w), bool)
