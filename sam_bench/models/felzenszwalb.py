@@ -6,7 +6,8 @@ segmentation gives binary boundaries; we run it at several scales:
 
 - edges: the fraction of ``scales`` at which a pixel lies on a segment boundary (a pixel whose
   label differs from its right or lower neighbour), so boundaries that survive coarse scales rank
-  higher and the threshold sweep sees a ranking. Scales and sigma were chosen on BSDS500 val.
+  higher and the threshold sweep sees a ranking. The scales were chosen on BSDS500 val (never
+  test; ``tasks/edges.toml``); sigma is FH's recommended 0.8.
 - proposals: every segment of every scale (plus, with ``merge_pairs``, the union of every two
   adjacent segments), exact duplicates removed, ranked coarse scale first and by area within a
   scale; the top ``max_masks``. Proposals are made on a copy whose longest side is ``max_side``
