@@ -21,6 +21,7 @@ from sam_bench.errors import BadInput, ConfigError
 from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, merge_items,
                                provenance)
 from sam_bench.tasks.base import Task
+from sam_bench.timing import StageTimes, Stopwatch
 
 log = logging.getLogger("sam_bench")
 
@@ -40,6 +41,10 @@ def _check_resume(out: Path, header: dict) -> None:
                               f"config {old.get('config_hash')}); choose another --out or remove it")
     else:
         atomic_write_json(path, header)
+
+
+def _model_seconds(model: Any) -> float:
+    return model.encoder_seconds + getattr(model, "decoder_seconds", 0.0)
 
 
 def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
@@ -65,6 +70,7 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     store = ItemStore(_items_path(out, rank, size))
     show = sys.stderr.isatty() if progress is None else progress
     t_start = time.perf_counter()
+    stages = StageTimes()  # this process's share: load, post-processing (task work beyond the model), metric
     for ds in datasets:
         items = distributed.shard(ds.items[:limit] if limit else ds.items, rank, size)
         todo = [it for it in items if not store.done(ds.name, it.id)]
@@ -72,9 +78,16 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
             log.info("%s: resuming, %d of %d items already done", ds.name, len(items) - len(todo), len(items))
         for item in tqdm(todo, desc=f"{task.name} {ds.name}", unit="img", disable=not show, leave=False):
             try:
-                sample = item.load()
-                model.set_image(sample.image, image_id=item.id)
-                record = task.process(model, item, sample)
+                with Stopwatch() as sw:
+                    sample = item.load()
+                stages.add("load", sw.seconds)
+                model_s = _model_seconds(model)
+                with Stopwatch() as sw:
+                    model.set_image(sample.image, image_id=item.id)
+                    record = task.process(model, item, sample)
+                metric_s = float(record.get("metric_seconds", 0.0))
+                stages.add("postprocess", sw.seconds - (_model_seconds(model) - model_s) - metric_s)
+                stages.add("metric", metric_s)
             except BadInput as exc:
                 log.warning("skip %s/%s: %s", ds.name, item.id, exc)
                 store.add(ds.name, item.id, skip=str(exc))
@@ -84,8 +97,13 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     if rank != 0:
         return None
     lines = merge_items(sorted(out.glob("items*.jsonl")))
-    results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit)
-    results["latency"] = {**model.latency(), "wall_seconds": time.perf_counter() - t_start, "world_size": size}
+    with Stopwatch() as sw:
+        results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit)
+    stages.add("metric", sw.seconds)
+    stages.add("encoder", model.encoder_seconds, model.encoder_calls)
+    stages.add("decoder", getattr(model, "decoder_seconds", 0.0), getattr(model, "decoder_calls", 0))
+    results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
+                          "world_size": size}
     results["provenance"] = provenance(getattr(model, "device", None))
     atomic_write_json(out / "results.json", results)
     task.outputs(results, out)

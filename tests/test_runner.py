@@ -222,3 +222,33 @@ def test_crash_at_the_end_keeps_previous_results_whole(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         runner.evaluate(ToyTask(), ToyModel(), [ds], tmp_path, progress=False)
     assert json.loads((tmp_path / "results.json").read_text())["metrics"] == first["metrics"]
+
+
+class SleepyModel(ToyModel):
+    def _edges(self, img):
+        import time
+        time.sleep(0.01)
+        return super()._edges(img)
+
+
+class SleepyTask(ToyTask):
+    """10 ms of post-processing and 20 ms of per-item metric work (reported) per item."""
+
+    def process(self, model, item, sample):
+        import time
+        rec = super().process(model, item, sample)
+        time.sleep(0.01)
+        t0 = time.perf_counter()
+        time.sleep(0.02)
+        return {**rec, "metric_seconds": time.perf_counter() - t0}
+
+
+def test_stage_times_split_encoder_postprocess_metric(tmp_path):
+    res = runner.evaluate(SleepyTask(), SleepyModel(), [dataset()], tmp_path, progress=False)
+    st = res["latency"]["stages"]
+    assert set(st) == {"load", "encoder", "decoder", "postprocess", "metric"}
+    assert st["encoder"]["calls"] == 8 and st["encoder"]["seconds"] >= 0.08
+    assert st["postprocess"]["calls"] == 8 and st["postprocess"]["seconds"] >= 0.08
+    assert st["metric"]["calls"] == 9 and st["metric"]["seconds"] >= 0.16  # 8 items + the dataset's metrics
+    assert st["postprocess"]["seconds"] < st["metric"]["seconds"]  # the metric sleep is not post-processing
+    assert st["decoder"] == {"seconds": 0.0, "calls": 0}

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.timing import Stopwatch
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
 # Prompts per decoder call on devices where the largest batch is fastest per prompt. Elsewhere (CPU)
@@ -216,11 +217,9 @@ class PromptableModel(_Timed):
         """Run the encoder on an (H, W, 3) uint8 RGB image; its embedding serves later prompts."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
-        t0 = time.perf_counter()
-        with torch.inference_mode():
+        with Stopwatch(self.device) as sw, torch.inference_mode():
             self._encode(image)
-        _sync(self.device)
-        self.encoder_seconds += time.perf_counter() - t0
+        self.encoder_seconds += sw.seconds
         self.encoder_calls += 1
         self.image_size = image.shape[:2]
 
@@ -243,8 +242,7 @@ class PromptableModel(_Timed):
         n = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
         fixed = batch_size or self._fixed_batch()
         parts, start = [], 0
-        t0 = time.perf_counter()
-        with torch.inference_mode():
+        with Stopwatch(self.device) as sw, torch.inference_mode():
             while start < n:
                 chunk = fixed or self.tuner.next_chunk(n - start)
                 sl = slice(start, min(n, start + chunk))
@@ -263,8 +261,7 @@ class PromptableModel(_Timed):
                     self.tuner.record(chunk, time.perf_counter() - t_call)
                 self.decoder_calls += 1
                 start = sl.stop
-        _sync(self.device)
-        self.decoder_seconds += time.perf_counter() - t0
+        self.decoder_seconds += sw.seconds
         self.decoded_prompts += n
         return parts[0] if len(parts) == 1 else Prediction.cat(parts)
 

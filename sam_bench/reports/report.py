@@ -271,6 +271,7 @@ def latency_table(entries: list[dict]) -> pd.DataFrame:
         seen.add(e["dir"])
         res = e["results"]
         lat, prov = res.get("latency", {}), res.get("provenance", {})
+        stages = lat.get("stages", {})
         items = sum(d.get("num_items", 0) for d in res.get("datasets", {}).values())
         wall = lat.get("wall_seconds")
         device = prov.get("device_name") or prov.get("device")
@@ -278,9 +279,11 @@ def latency_table(entries: list[dict]) -> pd.DataFrame:
                      "items": items, "wall s": wall, "s / item": wall / items if wall is not None and items else None,
                      "encoder ms / image": lat.get("encoder_ms_per_image"),
                      "decoder ms / prompt": lat.get("decoder_ms_per_prompt"),
+                     "post-proc. s": stages.get("postprocess", {}).get("seconds"),
+                     "metric s": stages.get("metric", {}).get("seconds"),
                      "ranks": lat.get("world_size", 1)})
     df = pd.DataFrame(rows, columns=["run", "model", "device", "items", "wall s", "s / item", "encoder ms / image",
-                                     "decoder ms / prompt", "ranks"])
+                                     "decoder ms / prompt", "post-proc. s", "metric s", "ranks"])
     return df.astype(object).where(df.notna(), None)
 
 

@@ -39,7 +39,10 @@ class Task:
                               f"{model.info.name!r} is a {model.kind} model")
 
     def process(self, model: Any, item: Item, sample: Sample) -> dict:
-        """The record for one item; the model's image is already set to ``sample.image``."""
+        """The record for one item; the model's image is already set to ``sample.image``.
+
+        A record may say how long its per-item metric work took (``metric_seconds``), so the
+        runner's stage times count it as metric, not post-processing."""
         raise NotImplementedError
 
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:

@@ -145,7 +145,7 @@ class EdgesTask(Task):
         r, p = bsds._pr(counts)
         f, thr, rr, pp = bsds.max_f(bsds.thresholds(len(counts)), r, p)
         rec = {"counts": counts.tolist(), "f": f, "threshold": thr, "recall": rr, "precision": pp,
-               "annotators": len(gts), "benchmark_seconds": round(bench_s, 3)}
+               "annotators": len(gts), "metric_seconds": bench_s}
         if self.config["save_edges"]:
             rec["edge_png"] = encode_png(final)
         return rec
