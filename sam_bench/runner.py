@@ -44,7 +44,7 @@ def _check_resume(out: Path, header: dict) -> None:
 
 
 def _model_seconds(model: Any) -> float:
-    return model.encoder_seconds + getattr(model, "decoder_seconds", 0.0)
+    return getattr(model, "encoder_seconds", 0.0) + getattr(model, "decoder_seconds", 0.0)
 
 
 def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
@@ -100,7 +100,7 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     with Stopwatch() as sw:
         results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit)
     stages.add("metric", sw.seconds)
-    stages.add("encoder", model.encoder_seconds, model.encoder_calls)
+    stages.add("encoder", getattr(model, "encoder_seconds", 0.0), getattr(model, "encoder_calls", 0))
     stages.add("decoder", getattr(model, "decoder_seconds", 0.0), getattr(model, "decoder_calls", 0))
     results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
