@@ -1,5 +1,6 @@
 """GPU sanity (needs CUDA): every adapter on cuda in fp32/bf16/fp16 (random weights), AMG equality with the
-official generator on cuda at 16x16 and 32x32, and the paper's 64x64 proposal setting's time and memory.
+official generator on cuda at 16x16 and 32x32, the CUDA-event stopwatch against perf_counter, and the
+paper's 64x64 proposal setting's time and memory.
 Writes gpu_check.json to $OUT (default benchmarks/results).
 
     python benchmarks/gpu_check.py
@@ -33,6 +34,14 @@ for n in (16, 32):
     ndiff = sum(int((r["segmentation"] != x).sum()) for r, x in zip(ref, o.masks.cpu().numpy())) if len(ref)==len(o) else -1
     out[f"amg{n}"] = {"ref": len(ref), "own": len(o), "identical": same, "pixels_differing": ndiff, "t_official": tr, "t_own": to}
     print(out[f"amg{n}"], flush=True)
+# CUDA-event stopwatch (sam_bench.timing) vs perf_counter around a synchronised encoder pass
+from sam_bench.timing import Stopwatch
+torch.cuda.synchronize(); t = time.perf_counter()
+with Stopwatch("cuda") as sw:
+    m.set_image(img)
+torch.cuda.synchronize(); wall = time.perf_counter() - t
+out["stopwatch"] = {"cuda_events_s": sw.seconds, "perf_counter_s": wall, "ratio": sw.seconds / wall}
+print(out["stopwatch"], flush=True)
 p = AMGConfig.paper_proposals(); m.set_image(img)
 torch.cuda.synchronize(); t = time.perf_counter(); o = generate(m, img, p); torch.cuda.synchronize()
 out["proposals64"] = {"n": len(o), "s": time.perf_counter() - t, "cands": o.extra["num_candidates"], "max_mem_gb": torch.cuda.max_memory_allocated()/1e9}
