@@ -62,7 +62,7 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     datasets = list(datasets)
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config,
               "datasets": [d.name for d in datasets], "limit": limit,
-              "config_hash": config_hash({"task": task.name, "config": task.config, "limit": limit,
+              "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
                                           "model": model.info.as_dict(), "datasets": [d.name for d in datasets]})}
     if rank == 0:
         _check_resume(out, header)

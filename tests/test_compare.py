@@ -22,6 +22,7 @@ from sam_bench.tasks.base import Task
 class ToyTask(Task):
     name = "toy-compare"
     higher_is_better = {"err": False}
+    non_scoring = frozenset({"workers"})
 
 
 registry.register("tasks", ToyTask.name, ToyTask)
@@ -125,6 +126,12 @@ def test_mismatched_settings_exit_2(tmp_path, capsys, cand, words):
     assert run(tmp_path, results(), cand) == 2
     out = capsys.readouterr().out
     assert "INCOMPATIBLE" in out and words in out
+
+
+def test_non_scoring_options_may_differ(tmp_path, capsys):
+    assert run(tmp_path, results(config={"grid": 16, "workers": 1}), results(config={"grid": 16, "workers": 4})) == 0
+    assert run(tmp_path, results(config={"grid": 16, "workers": 1}), results(config={"grid": 8, "workers": 4})) == 2
+    assert "grid=16 vs 8" in capsys.readouterr().out
 
 
 def test_vanished_metric_and_changed_count_fail(tmp_path):

@@ -185,6 +185,20 @@ def test_refuses_to_resume_a_different_run(tmp_path):
     runner.evaluate(ToyTask(grid=4), ToyModel(), [ds], tmp_path, progress=False)  # the same run resumes
 
 
+def test_resume_across_non_scoring_options(tmp_path):
+    class Workers(ToyTask):
+        non_scoring = frozenset({"workers"})
+
+    ds = dataset()
+    with pytest.raises(KeyboardInterrupt):
+        runner.evaluate(Workers(workers=1, crash_at="img-5"), ToyModel(), [ds], tmp_path, progress=False)
+    again = Workers(workers=4)
+    res = runner.evaluate(again, ToyModel(), [ds], tmp_path, progress=False)
+    assert again.calls == [f"img-{i}" for i in range(5, 8)] and res["datasets"]["toy"]["num_items"] == 8
+    with pytest.raises(ConfigError, match="different run"):
+        runner.evaluate(Workers(workers=4, grid=2), ToyModel(), [ds], tmp_path, progress=False)
+
+
 def test_limit_and_several_datasets(tmp_path):
     a, b = dataset("a", 5), dataset("b", 3)
     res = runner.evaluate(ToyTask(), ToyModel(), [a, b], tmp_path, limit=2, progress=False)

@@ -101,15 +101,24 @@ def is_count(metric: str) -> bool:
     return metric.rsplit(".", 1)[-1].startswith("num_")
 
 
-def directions(results: dict) -> dict[str, bool]:
-    """metric -> higher is better, as the run's task declares it (built with the run's own config)."""
+def _task_class(results: dict):
+    """The run's task class, or None (with a warning) when it cannot be loaded."""
     from sam_bench import registry
     from sam_bench.errors import SamBenchError
 
     try:
-        cls = registry.get_task(results["task"])
+        return registry.get_task(results.get("task", ""))
     except SamBenchError as exc:
-        log.warning("task %s not loadable (%s): assuming higher is better for every metric", results["task"], exc)
+        log.warning("task %s not loadable (%s): its metric directions and options are unknown", results.get("task"), exc)
+        return None
+
+
+def directions(results: dict) -> dict[str, bool]:
+    """metric -> higher is better, as the run's task declares it (built with the run's own config)."""
+    from sam_bench.errors import SamBenchError
+
+    cls = _task_class(results)
+    if cls is None:
         return {}
     try:
         return dict(cls(**results.get("config", {})).higher_is_better)
@@ -125,7 +134,9 @@ def incompatibilities(base: dict, cand: dict) -> list[str]:
     if base.get("task") != cand.get("task"):
         why.append(f"task {base.get('task')!r} vs {cand.get('task')!r}")
     bc, cc = base.get("config", {}), cand.get("config", {})
-    diff = sorted(k for k in set(bc) | set(cc) if bc.get(k) != cc.get(k))
+    cls = _task_class(base)
+    non_scoring = cls.non_scoring if cls else frozenset()
+    diff = sorted(k for k in set(bc) | set(cc) if bc.get(k) != cc.get(k) and k not in non_scoring)
     if diff:
         why.append("task settings differ: " + ", ".join(f"{k}={bc.get(k)!r} vs {cc.get(k)!r}" for k in diff))
     if base.get("limit") != cand.get("limit"):

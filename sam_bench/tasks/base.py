@@ -25,6 +25,9 @@ class Task:
     model_kinds: ClassVar[tuple[str, ...]] = ("promptable",)  # model.kind values this task accepts
     default_datasets: ClassVar[tuple[str, ...]] = ("synthetic",)
     higher_is_better: ClassVar[dict[str, bool]] = {}  # metric -> direction; default True
+    # options that change how a run is shown or how fast it goes, never its numbers: left out of
+    # the run's identity, so a run resumes and compares across them
+    non_scoring: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **config: Any):
         self.config = config
@@ -32,6 +35,11 @@ class Task:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Task-specific command-line options; their values arrive in ``self.config``."""
+
+    @classmethod
+    def scoring_config(cls, config: dict) -> dict:
+        """``config`` without the non-scoring options."""
+        return {k: v for k, v in config.items() if k not in cls.non_scoring}
 
     def check_model(self, model: Any) -> None:
         if not set(getattr(model, "kinds", (model.kind,))) & set(self.model_kinds):

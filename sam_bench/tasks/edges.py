@@ -39,6 +39,7 @@ TABLE3 = ("ods", "ois", "ap", "r50")
 
 class EdgesTask(Task):
     name = "edges"
+    non_scoring = frozenset({"bench_workers"})  # same counts with any number of processes
     description = "zero-shot edge detection on BSDS500: ODS / OIS / AP / R50 (paper Table 3)"
     model_kinds = ("edges", "promptable")
     default_datasets = ("BSDS500",)

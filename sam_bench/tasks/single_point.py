@@ -60,6 +60,7 @@ def _key(threshold: float) -> str:
 
 class SinglePointTask(Task):
     name = "single-point"
+    non_scoring = frozenset({"compare_to"})  # only what the plots draw beside this run
     description = ("single-point valid mask: mIoU after 1..N simulated clicks, oracle mIoU, NoC@85/90 "
                    "(paper section 7.1, Fig. 9; RITM protocol)")
     model_kinds = ("promptable",)
