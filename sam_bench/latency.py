@@ -90,9 +90,8 @@ def measure(model, image: np.ndarray, images: int = 3, prompts: int = 64, batche
 
 def tune(model, pts: np.ndarray, labels: np.ndarray, rounds: int = 4) -> None:
     """Decode until the model's batch tuner (CPU) has chosen, so the runner's own batch is timed."""
-    tuner = getattr(model, "tuner", None)
     for _ in range(rounds):
-        if tuner is None or tuner.best is not None or model._fixed_batch():
+        if not getattr(model, "tuning_batch", False):
             return
         model.predict(points=np.resize(pts, (128, *pts.shape[1:])), labels=np.resize(labels, (128, labels.shape[1])))
 

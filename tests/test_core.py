@@ -145,10 +145,11 @@ def test_promptable_model_tunes_its_batch_on_cpu_and_reports_it():
     pts = np.full((150, 1, 2), 4.0)
     pred = model.predict(points=pts, labels=np.ones((150, 1)), multimask=False)
     assert pred.logits.shape == (150, 1, 8, 8) and model.decoded_prompts == 150
-    assert model.tuner.best == 16 and model.default_prompt_batch() == 16
+    assert model.tuner.best == 16 and model.default_prompt_batch() == 16 and not model.tuning_batch
     lat = model.latency()
     assert lat["prompt_batch"] == 16 and lat["prompt_batch_tuning"]["chosen"] == 16
     fixed = SlowBatchModel(ModelInfo("slow"), prompt_batch=3)
+    assert not fixed.tuning_batch and SlowBatchModel(ModelInfo("slow")).tuning_batch
     fixed.set_image(np.zeros((8, 8, 3), np.uint8))
     fixed.predict(points=pts[:7], labels=np.ones((7, 1)))
     assert fixed.decoder_calls == 3 and fixed.latency()["prompt_batch_tuning"] is None

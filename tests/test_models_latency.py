@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from sam_bench import registry
 from sam_bench.cli import main
 from sam_fixtures import tiny_model
@@ -26,3 +28,14 @@ def test_latency_command_writes_labelled_table(tmp_path, capsys):
     md = (out / "latency.md").read_text()
     assert "random weights" in md and (out / "latency.csv").is_file() and (out / "latency.tex").is_file()
     assert data["provenance"]["device"] == "cpu"
+
+
+def test_latency_without_a_batch_times_the_runners_own_choice():
+    from sam_bench.latency import measure
+
+    model = tiny_model()
+    assert model.tuning_batch
+    image = np.zeros((60, 80, 3), np.uint8)
+    rows = measure(model, image, images=1, prompts=4)
+    assert not model.tuning_batch and model.tuner.best in (1, 4, 16, 64)
+    assert [r["prompt_batch"] for r in rows] == [model.tuner.best]

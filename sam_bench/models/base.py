@@ -197,6 +197,11 @@ class PromptableModel(_Timed):
         tuner's choice once made (see ``BatchTuner`` and ``benchmarks/bench_models.py``)."""
         return self._fixed_batch() or self.tuner.best or UNTUNED_BATCH
 
+    @property
+    def tuning_batch(self) -> bool:
+        """True while the prompt batch is still being measured (CPU, no batch given)."""
+        return not self._fixed_batch() and self.tuner.best is None
+
     def _fixed_batch(self) -> int | None:
         """The batch when it is not to be measured: set by the user, by an OOM fallback, or fixed
         for the device."""
