@@ -135,8 +135,9 @@ def incompatibilities(base: dict, cand: dict) -> list[str]:
         why.append(f"task {base.get('task')!r} vs {cand.get('task')!r}")
     bc, cc = base.get("config", {}), cand.get("config", {})
     cls = _task_class(base)
-    non_scoring = cls.non_scoring if cls else frozenset()
-    diff = sorted(k for k in set(bc) | set(cc) if bc.get(k) != cc.get(k) and k not in non_scoring)
+    if cls is not None:  # options that never change the numbers may differ
+        bc, cc = cls.scoring_config(bc), cls.scoring_config(cc)
+    diff = sorted(k for k in set(bc) | set(cc) if bc.get(k) != cc.get(k))
     if diff:
         why.append("task settings differ: " + ", ".join(f"{k}={bc.get(k)!r} vs {cc.get(k)!r}" for k in diff))
     if base.get("limit") != cand.get("limit"):
