@@ -52,7 +52,50 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    "`synthetic`, or ad hoc coco:ANN:IMAGES, lvis:ANN:IMAGES, folder:IMAGES:MASKS, bsds:ROOT, "
                    "refcoco:ROOT (default: the task's own)")
     g.add_argument("--split", help="dataset split where the format has splits (e.g. BSDS500 test)")
-    g.add_argument("--limit", type=int, help="only the first N items of each dataset (quick checks)")
+    g.add_argument("--limit", type=positive_int, help="only the first N items of each dataset (quick checks)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not between 0 and 1")
+    return value
+
+
+def add_run_control_arguments(g) -> None:
+    """Options of every command that runs items: restart, the skip gate, progress."""
+    g.add_argument("--restart", action="store_true", help="discard what an earlier run left in OUT and start over "
+                   "(needed when its inputs changed)")
+    g.add_argument("--max-skip-fraction", type=fraction, default=0.05, metavar="F",
+                   help="exit 1 when more than this fraction of a dataset's items were skipped (default 0.05; "
+                        "images a dataset card declares absent are not counted)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+
+
+def report_outcome(results: dict) -> int:
+    """Print the skip summary and the failures of a finished run; its exit code (1 if it failed)."""
+    from sam_bench.runner import skip_summary
+
+    for line in skip_summary(results):
+        print(f"skipped: {line}")
+    for line in results.get("failures", []):
+        print(f"sam-bench: failed: {line}", file=sys.stderr)
+    return 1 if results.get("failures") else 0
 
 
 def _slug(text: str) -> str:
@@ -85,7 +128,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         add_data_arguments(tp)
         g = tp.add_argument_group("output")
         g.add_argument("--out", help="run directory (default: runs/TASK-MODEL); resumed if it exists")
-        g.add_argument("--no-progress", action="store_true", help="no progress bars")
+        add_run_control_arguments(g)
         before = {a.dest for a in tp._actions}
         cls.add_arguments(tp.add_argument_group(f"{name} options"))
         own = [a.dest for a in tp._actions if a.dest not in before]
@@ -112,13 +155,15 @@ def run_main(args: argparse.Namespace) -> int:
     results = run_task(args.task_name, args.model, datasets=args.dataset, data_root=args.data_root, out=out,
                        limit=args.limit, checkpoint=args.checkpoint, untrained=args.untrained, device=args.device,
                        dtype=args.dtype, prompt_batch=args.prompt_batch,
-                       progress=False if args.no_progress else None, **options)
-    if results is not None:
-        from sam_bench.reports.tables import print_summary
+                       progress=False if args.no_progress else None, restart=args.restart,
+                       max_skip_fraction=args.max_skip_fraction, **options)
+    if results is None:
+        return 0
+    from sam_bench.reports.tables import print_summary
 
-        print_summary(results)
-        print(f"results: {Path(out) / 'results.json'}")
-    return 0
+    print_summary(results)
+    print(f"results: {Path(out) / 'results.json'}")
+    return report_outcome(results)
 
 
 def build_parser() -> argparse.ArgumentParser:

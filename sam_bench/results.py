@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -50,8 +51,37 @@ def _default(obj: Any):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def dumps(obj: Any, indent: int | None = None) -> str:
+def strict(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by None (strict JSON has no NaN or Infinity)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return strict(obj.tolist())
+    return obj
+
+
+def dumps(obj: Any, indent: int | None = None, *, allow_nan: bool = True) -> str:
+    """JSON text; ``allow_nan=False`` writes strict JSON (NaN and Infinity as null)."""
+    if not allow_nan:
+        return json.dumps(strict(obj), default=_default, indent=indent, allow_nan=False)
     return json.dumps(obj, default=_default, indent=indent, allow_nan=True)
+
+
+def mark_undefined(metrics: dict) -> list[str]:
+    """Names of the metrics in ``metrics`` that are undefined (NaN or None), sorted."""
+    return sorted(k for k, v in metrics.items()
+                  if v is None or (isinstance(v, float) and not math.isfinite(v)))
+
+
+def _umask_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp's files are 0600 whatever the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -64,6 +94,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -72,7 +103,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, dumps(obj, indent=2) + "\n")
+    """Strict JSON (NaN written as null), atomically."""
+    atomic_write_text(path, dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -82,6 +114,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -99,18 +132,31 @@ def load_json(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
 
 
+def load_results(path: str | os.PathLike) -> dict:
+    """A results.json with its undefined metrics (written as null) read back as NaN."""
+    res = load_json(path)
+    blocks = [res] + list(res.get("datasets", {}).values()) if isinstance(res, dict) else []
+    for block in blocks:
+        metrics = block.get("metrics") if isinstance(block, dict) else None
+        if isinstance(metrics, dict):
+            block["metrics"] = {k: float("nan") if v is None else v for k, v in metrics.items()}
+    return res
+
+
 class ItemStore:
     """Append-only JSONL of per-item records; the unit of resume.
 
     Each line is ``{"dataset", "item", "status": "ok"|"skip", "reason"?, "record"?}``. A line is
     written and flushed in one call once its item is finished, so a crash loses at most the item
     in flight; a torn last line (killed mid-write) is ignored on reading and rewritten on resume.
+    Only finished items count as done: a skipped item is tried again on resume, and its new line
+    supersedes the skip (``merge_items``).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._done = {(r["dataset"], r["item"]) for r in self.read()}
+        self._done = {(r["dataset"], r["item"]) for r in self.read() if r.get("status") == "ok"}
         self._repair()
 
     def _repair(self) -> None:
@@ -128,6 +174,7 @@ class ItemStore:
         return iter(list(read_jsonl(self.path)))
 
     def done(self, dataset: str, item: str) -> bool:
+        """True once the item has a finished (not skipped) record."""
         return (dataset, str(item)) in self._done
 
     def add(self, dataset: str, item: str, record: dict | None = None, *, skip: str | None = None) -> None:
@@ -143,7 +190,8 @@ class ItemStore:
             fh.write(dumps(line) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self._done.add(key)
+        if skip is None:
+            self._done.add(key)
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
@@ -158,12 +206,18 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
 
 
 def merge_items(paths: Iterable[str | os.PathLike]) -> list[dict]:
-    """Per-item lines of several JSONL files (ranks), deduplicated by (dataset, item)."""
+    """Per-item lines of several JSONL files (ranks), one per (dataset, item).
+
+    The first finished line wins; a skip counts only while no finished line exists, and a later
+    skip (a retry that failed again) replaces an earlier one.
+    """
     seen: dict[tuple[str, str], dict] = {}
     for p in paths:
         if Path(p).exists():
             for line in read_jsonl(p):
-                seen.setdefault((line["dataset"], line["item"]), line)
+                key = (line["dataset"], line["item"])
+                if key not in seen or (seen[key]["status"] == "skip"):
+                    seen[key] = line
     return list(seen.values())
 
 

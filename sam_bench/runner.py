@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -17,9 +18,11 @@ from tqdm import tqdm
 
 from sam_bench import distributed
 from sam_bench.data.base import Dataset
+from sam_bench.data.fingerprint import changes, fingerprint, option_files
 from sam_bench.errors import BadInput, ConfigError
-from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, merge_items,
-                               provenance)
+from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, mark_undefined,
+                               merge_items, provenance)
+from sam_bench.runlock import RunLock
 from sam_bench.tasks.base import Task
 from sam_bench.timing import StageTimes, Stopwatch
 
@@ -30,17 +33,45 @@ def _items_path(out: Path, rank: int, size: int) -> Path:
     return out / ("items.jsonl" if size == 1 else f"items.rank{rank}.jsonl")
 
 
+MAX_SKIP_FRACTION = 0.05
+RUN_FILES = ("run.json", "results.json")
+
+
 def _check_resume(out: Path, header: dict) -> None:
-    """Write ``run.json``, or check an existing one describes the same run (else refuse)."""
+    """Write ``run.json``, or check an existing one describes the same run on the same inputs (else refuse)."""
     path = out / "run.json"
     if path.exists():
         old = load_json(path)
         if old.get("config_hash") != header["config_hash"] or old.get("task") != header["task"] \
                 or old.get("model", {}).get("name") != header["model"]["name"]:
             raise ConfigError(f"{out} holds a different run ({old.get('task')}, {old.get('model', {}).get('name')}, "
-                              f"config {old.get('config_hash')}); choose another --out or remove it")
+                              f"config {old.get('config_hash')}); choose another --out, or --restart to start "
+                              f"it over")
+        what = changes(old["inputs"], header["inputs"]) if "inputs" in old else \
+            [f"{path} records no input fingerprints (written by an older sam-bench)"]
+        if what:
+            raise ConfigError(f"{out}: the inputs changed since this run started, so its finished items no longer "
+                              f"hold: {'; '.join(what)}. Rerun with --restart to start over, or choose another --out")
     else:
         atomic_write_json(path, header)
+
+
+def _restart(out: Path) -> None:
+    """Remove what a previous run left in ``out`` (its items, run.json, results.json), nothing else."""
+    for p in list(out.glob("items*.jsonl")) + [out / f for f in RUN_FILES]:
+        if p.exists():
+            p.unlink()
+
+
+def unique_names(datasets: list[Dataset]) -> None:
+    """Give every dataset of a run its own id (``NAME``, ``NAME#2``, ...): stored items are keyed by it."""
+    seen: Counter = Counter()
+    for ds in datasets:
+        seen[ds.name] += 1
+        if seen[ds.name] > 1:
+            new = f"{ds.name}#{seen[ds.name]}"
+            log.warning("two datasets are both called %s; the one at %s is stored as %s", ds.name, ds.root, new)
+            ds.name = new
 
 
 def _model_seconds(model: Any) -> float:
@@ -48,23 +79,41 @@ def _model_seconds(model: Any) -> float:
 
 
 def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
-             progress: bool | None = None) -> dict | None:
+             progress: bool | None = None, restart: bool = False,
+             max_skip_fraction: float = MAX_SKIP_FRACTION) -> dict | None:
     """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
 
     Finished items found in ``out`` are not run again, so an interrupted run resumes where it
-    stopped. Under torchrun each rank takes a strided share of items and appends to its own JSONL;
-    rank 0 merges them and computes the metrics, which therefore equal a one-process run.
+    stopped; skipped items are tried again. Resuming over changed inputs (data files, annotation
+    or ``--boxes`` files) is refused, naming what changed; ``restart`` starts over. Under torchrun
+    each rank takes a strided share of items and appends to its own JSONL; rank 0 merges them and
+    computes the metrics, which therefore equal a one-process run. ``results["failures"]`` lists
+    why the run should not count (a dataset that evaluated nothing, too many skips).
     """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: give at least 1 item per dataset (or leave it out for all)")
     task.check_model(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rank, size = distributed.init()
     datasets = list(datasets)
+    unique_names(datasets)
+    with RunLock(out, enabled=rank == 0):
+        return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
+                         max_skip_fraction=max_skip_fraction)
+
+
+def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: int, size: int, *,
+              limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float) -> dict | None:
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
                                           "model": model.info.as_dict(), "datasets": [d.name for d in datasets]})}
     if rank == 0:
+        header["inputs"] = {"datasets": {d.name: fingerprint(d) for d in datasets},
+                            "files": option_files(task.scoring_config(task.config))}
+        if restart:
+            _restart(out)
         _check_resume(out, header)
     distributed.barrier()
     store = ItemStore(_items_path(out, rank, size))
@@ -105,9 +154,47 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
     results["provenance"] = provenance(getattr(model, "device", None))
+    results["failures"] = failures(results, max_skip_fraction)
     atomic_write_json(out / "results.json", results)
     task.outputs(results, out)
     return results
+
+
+def _item_skips(ds: Dataset, skips: list[dict]) -> tuple[int, int]:
+    """(skipped items that count, items that count): annotation-level skips and the images a dataset
+    card declares absent (``meta["declared_absent"]``) are reported but not counted."""
+    item_level = [s for s in skips if "#ann" not in str(s.get("item", ""))]
+    absent = sum(1 for m in ds.missing if "#ann" not in str(m.get("item", "")))
+    declared = min(int(ds.meta.get("declared_absent", 0) or 0), absent)
+    return len(item_level) - declared, declared
+
+
+def failures(results: dict, max_skip_fraction: float = MAX_SKIP_FRACTION) -> list[str]:
+    """Why a run must not pass as a result: no dataset, a dataset with no item evaluated, too many skips."""
+    out = []
+    if not results.get("datasets"):
+        out.append("no dataset was evaluated" + "".join(
+            f"; {n['dataset']}: {n['reason']}" for n in results.get("not_run", [])))
+    for name, d in results.get("datasets", {}).items():
+        n_ok, counted = d["num_items"], d.get("num_skipped_counted", d["num_skipped"])
+        if n_ok == 0:
+            out.append(f"{name}: no item was evaluated ({d['num_skipped']} skipped)")
+        elif counted and counted / (n_ok + counted) > max_skip_fraction:
+            out.append(f"{name}: {counted} of {n_ok + counted} items skipped "
+                       f"({100 * counted / (n_ok + counted):.1f}% > --max-skip-fraction {max_skip_fraction:g})")
+    return out
+
+
+def skip_summary(results: dict, top: int = 3) -> list[str]:
+    """One line per dataset with skips: how many, and the commonest reasons (file names stripped)."""
+    lines = []
+    for name, d in results.get("datasets", {}).items():
+        if not d["num_skipped"]:
+            continue
+        reasons = Counter(str(s["reason"]).split(": ", 1)[-1] for s in d["skips"])
+        common = "; ".join(f"{n} x {r}" for r, n in reasons.most_common(top))
+        lines.append(f"{name}: {d['num_skipped']} skipped ({common})")
+    return lines
 
 
 def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list[dict],
@@ -121,17 +208,21 @@ def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list
         skips = [{"item": ln["item"], "reason": ln["reason"]} for ln in mine if ln["status"] == "skip"]
         skips += list(ds.missing)
         metrics = task.evaluate(ds, [{"item": ln["item"], **ln["record"]} for ln in ok]) if ok else {}
-        per_ds[ds.name] = {"metrics": metrics, "num_items": len(ok), "num_skipped": len(skips), "skips": skips}
+        counted, declared = _item_skips(ds, skips)
+        per_ds[ds.name] = {"metrics": metrics, "undefined": mark_undefined(metrics), "num_items": len(ok),
+                           "num_skipped": len(skips), "num_skipped_counted": counted, "declared_absent": declared,
+                           "skips": skips}
     agg = task.aggregate({k: v["metrics"] for k, v in per_ds.items() if v["metrics"]})
     return {"schema_version": SCHEMA_VERSION, "task": task.name, "model": model_info,
             "untrained": bool(model_info.get("untrained")), "config": task.config, "limit": limit,
-            "datasets": per_ds, "metrics": agg}
+            "datasets": per_ds, "metrics": agg, "undefined": mark_undefined(agg)}
 
 
 def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, data_root: str | None = None,
              out: str | Path, limit: int | None = None, checkpoint: str | None = None, untrained: bool = False,
              device: str | None = None, dtype: str | None = None, prompt_batch: int | None = None,
-             model_options: dict | None = None, progress: bool | None = None, **options: Any) -> dict | None:
+             model_options: dict | None = None, progress: bool | None = None, restart: bool = False,
+             max_skip_fraction: float = MAX_SKIP_FRACTION, **options: Any) -> dict | None:
     """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
 
     ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
@@ -152,8 +243,10 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     for name, reason in absent:
         log.warning("dataset %s not run: %s", name, reason)
     opened = [catalog.open_for_task(spec, data_root, task_obj) for spec in specs]
-    results = evaluate(task_obj, model, opened, out, limit=limit, progress=progress)
+    results = evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
+                       max_skip_fraction=max_skip_fraction)
     if results is not None and absent:
         results["not_run"] = [{"dataset": n, "reason": r} for n, r in absent]
+        results["failures"] = failures(results, max_skip_fraction)
         atomic_write_json(Path(out) / "results.json", results)
     return results

@@ -134,7 +134,8 @@ def test_rerun_resumes_and_compares_equal(run_dir, monkeypatch, capsys):
 def test_missing_data_listed_with_prepare_command(tmp_path, capsys):
     (tmp_path / "data").mkdir()
     assert cli(["reproduce", "--data-root", str(tmp_path / "data"), "--tasks", "instances_coco", "interactive",
-                "--out", str(tmp_path / "run")]) == 0
+                "--out", str(tmp_path / "run")]) == 1  # nothing ran: the report is written, the exit says so
+    assert "reproduce ran nothing" in capsys.readouterr().err
     text = (tmp_path / "run" / "report.md").read_text()
     assert "## Not run" in text and "sam-bench datasets prepare COCO" in text
     assert "sam-bench datasets prepare GrabCut" in text and "sam-bench datasets prepare DAVIS" in text

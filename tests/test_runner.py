@@ -165,10 +165,13 @@ def test_bad_items_recorded_as_skips(tmp_path):
                        "img-4": "img-4: no object to evaluate (empty mask)",
                        "img-9": "img-9.jpg: image listed in the annotations is missing"}
     assert d["metrics"]["mean"] == pytest.approx(expected_mean(["img-0", "img-2", "img-3", "img-5"]))
-    # skips are finished items too: a rerun does not retry them
+    # a rerun retries the skips: img-4 is fixed now and counts, img-1 is still corrupt and stays a skip
     task = ToyTask()
-    runner.evaluate(task, ToyModel(), [ds], tmp_path, progress=False)
-    assert task.calls == []
+    res = runner.evaluate(task, ToyModel(), [ds], tmp_path, progress=False)
+    assert task.calls == ["img-4"]
+    d = res["datasets"]["toy"]
+    assert d["num_items"] == 5 and sorted(s["item"] for s in d["skips"]) == ["img-1", "img-9"]
+    assert d["metrics"]["mean"] == pytest.approx(expected_mean(["img-0", "img-2", "img-3", "img-4", "img-5"]))
 
 
 def test_refuses_to_resume_a_different_run(tmp_path):

@@ -191,6 +191,7 @@ def open_catalog(name: str, root: str | Path | None, split: str | None = None, s
     ds.name = card["name"]
     ds.domain = card.get("domain", ds.domain)
     ds.meta.update(card=Path(card["path"]).name, split=split or default_split(card), license=card.get("license"))
+    ds.meta["declared_absent"] = int(expected(card, split if card.get("splits") else None).get("missing_images", 0))
     if subsample_masks:
         subsample(ds, seed=subsample_seed)
     return ds

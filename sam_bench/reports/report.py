@@ -27,7 +27,7 @@ from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.reports import plots
 from sam_bench.reports.runs import load_runs, model_label, numeric_items
 from sam_bench.reports.tables import write_table
-from sam_bench.results import atomic_write_text, load_json
+from sam_bench.results import atomic_write_text, load_json, load_results
 
 log = logging.getLogger("sam_bench")
 
@@ -91,7 +91,7 @@ def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
             path = run_dir / e.get("dir", "") / "results.json"
             if e.get("status") == "done":
                 if path.exists():
-                    e["results"] = load_json(path)
+                    e["results"] = load_results(path)
                 else:
                     e.update(status="failed", reason=f"{path} is missing")
         return manifest, entries

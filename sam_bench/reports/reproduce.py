@@ -37,6 +37,7 @@ import datetime as dt
 import logging
 import re
 import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,12 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
             log.error("reproduce: %s with %s failed: %s", entry["preset"], entry["model"], exc)
             entry.update(status="failed", reason=str(exc))
         else:
-            entry.update(status="done", untrained=bool(results and results.get("untrained")))
+            if results and results.get("failures"):
+                log.error("reproduce: %s with %s failed: %s", entry["preset"], entry["model"],
+                          "; ".join(results["failures"]))
+                entry.update(status="failed", reason="; ".join(results["failures"]))
+            else:
+                entry.update(status="done", untrained=bool(results and results.get("untrained")))
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             manifest["runs"] = entries
@@ -332,4 +338,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.md'} ({len(paths)} files; {sum(e['status'] == 'done' for e in entries)} runs "
           f"done, {sum(e['status'] == 'not run' for e in entries)} not run, {len(failed)} failed, "
           f"{manifest['seconds']:.0f} s)")
+    if not any(e["status"] == "done" for e in entries):
+        print("sam-bench: failed: reproduce ran nothing (no preset, model or dataset was usable; see report.md)",
+              file=sys.stderr)
+        return 1
     return 1 if failed else 0

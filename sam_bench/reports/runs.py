@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sam_bench.errors import ConfigError
-from sam_bench.results import load_json
+from sam_bench.results import load_results
 
 MAX_DEPTH = 3  # a reproduce dir holds RUN/results.json; leave room for one more level
 
@@ -56,7 +56,7 @@ def load_runs(root: str | Path) -> list[SavedRun]:
         raise ConfigError(f"{root}: holds no results.json (give a results.json, a run dir or a reproduce dir)")
     runs = []
     for path in paths:
-        res = load_json(path)
+        res = load_results(path)
         if not isinstance(res, dict) or "task" not in res or "datasets" not in res:
             raise ConfigError(f"{path}: not a sam-bench results.json (no 'task' / 'datasets')")
         label = "." if root.is_file() else str(path.parent.relative_to(root)) or "."
