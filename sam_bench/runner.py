@@ -8,18 +8,16 @@ only say what to do with one loaded item and how to score a dataset (``sam_bench
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from tqdm import tqdm
-
 from sam_bench import distributed
 from sam_bench.data.base import Dataset
 from sam_bench.data.fingerprint import changes, fingerprint, option_files
 from sam_bench.errors import BadInput, ConfigError
+from sam_bench.progress import track
 from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, mark_undefined,
                                merge_items, provenance)
 from sam_bench.runlock import RunLock
@@ -117,7 +115,6 @@ def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: 
         _check_resume(out, header)
     distributed.barrier()
     store = ItemStore(_items_path(out, rank, size))
-    show = sys.stderr.isatty() if progress is None else progress
     t_start = time.perf_counter()
     stages = StageTimes()  # this process's share: load, post-processing (task work beyond the model), metric
     for ds in datasets:
@@ -125,7 +122,7 @@ def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: 
         todo = [it for it in items if not store.done(ds.name, it.id)]
         if len(todo) < len(items):
             log.info("%s: resuming, %d of %d items already done", ds.name, len(items) - len(todo), len(items))
-        for item in tqdm(todo, desc=f"{task.name} {ds.name}", unit="img", disable=not show, leave=False):
+        for item in track(todo, len(todo), f"{task.name} {ds.name}", progress):
             try:
                 with Stopwatch() as sw:
                     sample = item.load()

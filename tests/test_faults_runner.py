@@ -186,3 +186,12 @@ def test_result_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_progress_lines_outside_a_terminal(tmp_path, caplog):
+    """No tty (CI logs): one line per tenth of the items, with the rate and the time left."""
+    caplog.set_level("INFO", logger="sam_bench")
+    runner.evaluate(ToyTask(), ToyModel(), [dataset(n=20)], tmp_path, progress=None)
+    lines = [r.getMessage() for r in caplog.records if "items/s" in r.getMessage()]
+    assert len(lines) == 10 and lines[0].startswith("toy toy: 2/20 items (10%)")
+    assert lines[-1].startswith("toy toy: 20/20 items (100%)") and lines[-1].endswith("0:00 left")
