@@ -11,13 +11,10 @@ examples:
 from __future__ import annotations
 
 import argparse
-import hashlib
-import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from sam_bench import fetch as fetchlib
 from sam_bench.data import catalog
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
 
@@ -38,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "download, and conversion of the native files into what the readers take")
     pr.add_argument("name", metavar="NAME", help="catalog name")
     pr.add_argument("--download", action="store_true", help="fetch the card's public download URLs (checksum "
-                    "verified where the card has one) and unpack them")
+                    "verified where the card has one, else recorded unverified with its sha256) and unpack them "
+                    "(unsafe archive members are refused)")
+    pr.add_argument("--allow-http", action="store_true", help="allow plain-http download URLs (refused by default)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -49,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         return list_datasets(root)
     if args.action == "verify":
         return verify(root, args.names, split=args.split, quick=args.quick, show=args.show)
-    return prepare(root, args.name, download=args.download)
+    return prepare(root, args.name, download=args.download, allow_http=args.allow_http)
 
 
 def list_datasets(root: Path) -> int:
@@ -169,42 +168,94 @@ def verify(root: Path, names: list[str], split: str | None = None, quick: bool =
     return 1 if failed else 0
 
 
-def _digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fetch(entry: dict, dest: Path) -> Path:
-    """Fetch one card download into ``dest`` (kept if already there with the right checksum), unpack archives."""
-    url = entry["url"]
-    target = dest / entry.get("file", url.rsplit("/", 1)[-1])
+def _card_checksum(entry: dict) -> tuple[str, str] | None:
+    """(algorithm, hex digest) the card publishes for a download, sha256 preferred; None if none."""
     algo = next((a for a in ("sha256", "md5") if a in entry), None)
-    if not (target.is_file() and (algo is None or _digest(target, algo) == entry[algo])):
-        dest.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(target.suffix + ".part")
-        print(f"downloading {url} -> {target}")
-        try:
-            with urllib.request.urlopen(url, timeout=30) as resp, open(tmp, "wb") as fh:
-                shutil.copyfileobj(resp, fh, 1 << 20)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            tmp.unlink(missing_ok=True)
-            raise ConfigError(f"cannot download {url} ({exc}); this machine may be offline: fetch it by hand into "
-                              f"{dest}") from None
-        if algo and _digest(tmp, algo) != entry[algo]:
-            tmp.unlink()
-            raise BadInput(f"{url}: {algo} checksum mismatch (expected {entry[algo]}); download removed")
-        tmp.replace(target)
-    if target.suffix in (".zip", ".tgz", ".gz", ".tar"):
-        out = dest / entry.get("extract_to", ".")
+    return (algo, str(entry[algo]).lower()) if algo else None
+
+
+def _entry_paths(entry: dict, dest: Path) -> tuple[Path, Path]:
+    """(downloaded file, extraction folder) of a card download; ``ConfigError`` for a path that leaves ``dest``."""
+    name = entry.get("file", entry["url"].rsplit("/", 1)[-1])
+    sub = entry.get("extract_to", ".")
+    if "/" in name.replace("\\", "/") or fetchlib.unsafe_name(name) or name in (".", ""):
+        raise ConfigError(f"card download {entry['url']}: file = {name!r} must be a plain file name")
+    if fetchlib.unsafe_name(sub):
+        raise ConfigError(f"card download {entry['url']}: extract_to = {sub!r} must stay inside the dataset folder")
+    return dest / name, dest / sub
+
+
+def _unverified(target: Path, sha: str, why: str) -> str:
+    print(f"  WARNING: {target}: {why}; kept as UNVERIFIED, sha256 {sha} (recorded in "
+          f"{fetchlib.record_path(target).name})")
+    return f"unverified (sha256 {sha})"
+
+
+def _reuse(target: Path, url: str, check: tuple[str, str] | None) -> str | None:
+    """A note when the file already at ``target`` can be used; None to download it again."""
+    if check:
+        algo, want = check
+        return f"present, verified ({algo} {want})" if fetchlib.digest(target, algo) == want else None
+    sha = fetchlib.digest(target)
+    changed = fetchlib.record_mismatch(target, sha)
+    if changed:
+        print(f"  WARNING: {changed}; downloading it again")
+        return None
+    if fetchlib.read_record(target) is None:
+        fetchlib.write_record(target, url=url, sha256=sha, verified=False,
+                              note="found on disk; no checksum on the card")
+    return "present, " + _unverified(target, sha, "no checksum on the card")
+
+
+def _download(url: str, target: Path, check: tuple[str, str] | None, allow_http: bool,
+              opener: Callable[..., Any] | None) -> str:
+    """Download ``url`` to ``target`` via ``.part``; checksum-checked when the card has one, else recorded
+    unverified. A mismatch, short body or HTML page removes the download (``BadInput``)."""
+    part = target.with_name(target.name + ".part")
+    print(f"downloading {url} -> {target}")
+    try:
+        fetchlib.download_file(url, part, opener=opener, allow_http=allow_http, timeout=30)
+    except fetchlib.DownloadError as exc:
+        if exc.offline:
+            raise ConfigError(f"{exc}; this machine may be offline: fetch it by hand into {target.parent}") from None
+        raise BadInput(str(exc)) from None
+    sha = fetchlib.digest(part)
+    if check:
+        algo, want = check
+        got = sha if algo == "sha256" else fetchlib.digest(part, algo)
+        if got != want:
+            part.unlink()
+            raise BadInput(f"{url}: {algo} checksum mismatch (expected {want}, got {got}); download removed, "
+                           f"nothing extracted")
+    part.replace(target)
+    fetchlib.write_record(target, url=url, sha256=sha, verified=bool(check),
+                          note=f"matches the card's {check[0]}" if check else "no checksum on the card")
+    if check:
+        return f"downloaded, verified ({check[0]} {check[1]})"
+    return "downloaded, " + _unverified(target, sha, "no checksum on the card")
+
+
+def fetch(entry: dict, dest: Path, *, allow_http: bool = False, opener: Callable[..., Any] | None = None) -> Path:
+    """Fetch one card download into ``dest`` (kept if already there and trusted), then unpack an archive.
+
+    The checksum is checked before extraction; extraction refuses unsafe members (``sam_bench.fetch``).
+    Plain http is refused unless ``allow_http``. ``opener`` replaces ``urllib.request.urlopen`` (tests).
+    """
+    url = entry["url"]
+    fetchlib.check_scheme(url, allow_http)
+    target, out = _entry_paths(entry, dest)
+    check = _card_checksum(entry)
+    dest.mkdir(parents=True, exist_ok=True)
+    note = _reuse(target, url, check) if target.is_file() else None
+    note = note or _download(url, target, check, allow_http, opener)
+    print(f"  {target.name}: {note}")
+    if fetchlib.is_archive(target):
         print(f"unpacking {target} -> {out}")
-        shutil.unpack_archive(str(target), str(out))
+        print(f"  {fetchlib.extract(target, out)} files written")
     return target
 
 
-def prepare(root: Path, name: str, download: bool = False) -> int:
+def prepare(root: Path, name: str, download: bool = False, allow_http: bool = False) -> int:
     """Print where and how to get ``name``; with ``download``, fetch it; run its converter if any. 0 if ready."""
     from sam_bench.data.converters import convert
 
@@ -215,7 +266,8 @@ def prepare(root: Path, name: str, download: bool = False) -> int:
     print(f"  homepage: {card.get('homepage', '?')}\n  licence:  {card.get('license', '?')}")
     print(f"  native format: {card.get('native_format', card['format'])}\n  expected at: {folder}")
     for entry in card.get("download", []):
-        sums = ", ".join(f"{a} {entry[a]}" for a in ("sha256", "md5") if a in entry) or "no public checksum"
+        sums = (", ".join(f"{a} {entry[a]}" for a in ("sha256", "md5") if a in entry)
+                or "no public checksum: recorded unverified")
         print(f"  download: {entry['url']} ({sums})")
     print(f"  how: {card.get('prepare', {}).get('instructions', 'see the homepage')}")
     if download:
@@ -223,7 +275,7 @@ def prepare(root: Path, name: str, download: bool = False) -> int:
             raise ConfigError(f"{name} has no public download URL (registration or manual steps): follow the "
                               f"instructions above")
         for entry in card["download"]:
-            fetch(entry, folder)
+            fetch(entry, folder, allow_http=allow_http)
     conv = card.get("prepare", {}).get("converter")
     if conv and folder.is_dir():
         out = folder / card["open"]["ann_json"]

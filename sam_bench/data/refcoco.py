@@ -4,7 +4,8 @@
 (COCO 2014 train annotations of the referred objects); images in ``ROOT/images/mscoco/images/train2014``
 (or ``ROOT/images/train2014``, ``ROOT/train2014``, ``ROOT/train2017``, or ``image_dir=``). One item per
 image of the split; one ``Instance`` per ref, ``id`` = ref_id, ``texts`` = its expressions.
-The pickle is trusted input: only open ref files from the official release.
+The refs pickle is read by ``RefsUnpickler``, which builds only lists, dicts, tuples, strings and
+numbers and refuses every global (class or function), so a crafted file cannot run code.
 """
 
 from __future__ import annotations
@@ -21,18 +22,36 @@ DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 IMAGE_DIRS = ("images/mscoco/images/train2014", "images/train2014", "train2014", "images/train2017", "train2017")
 
 
+class RefsUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global: the refer-toolkit refs files hold only builtin
+    containers and scalars (built by opcodes), so any class or function reference is foreign code."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refused global {module}.{name} (refs files hold only lists, dicts, "
+                                     f"strings and numbers; nothing from this file was run)")
+
+
+def load_refs_pickle(fh) -> Any:
+    """``pickle.load(fh, encoding="latin1")`` without globals; ``pickle.UnpicklingError`` if one appears."""
+    return RefsUnpickler(fh, encoding="latin1").load()
+
+
 def read_refs(path: Path) -> list[dict]:
     """The refs list of a ``refs(*).p`` file (Python 2 pickles included); ``BadInput`` naming the file."""
     if not path.is_file():
         raise BadInput(f"{path}: refs file not found")
     try:
         with open(path, "rb") as fh:
-            refs = pickle.load(fh, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError) as exc:
+            refs = load_refs_pickle(fh)
+    except (pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, KeyError,
+            IndexError, TypeError, MemoryError) as exc:
         raise BadInput(f"{path}: cannot unpickle refs ({type(exc).__name__}: {exc})") from None
-    if not isinstance(refs, list) or (refs and not {"ref_id", "ann_id", "image_id", "split", "sentences"}
-                                      <= set(refs[0])):
-        raise BadInput(f"{path}: not a refer-toolkit refs list (need ref_id, ann_id, image_id, split, sentences)")
+    need = {"ref_id", "ann_id", "image_id", "split", "sentences"}
+    if not isinstance(refs, list):
+        raise BadInput(f"{path}: not a refer-toolkit refs list (got {type(refs).__name__})")
+    bad = next((i for i, r in enumerate(refs) if not isinstance(r, dict) or not need <= set(r)), None)
+    if bad is not None:
+        raise BadInput(f"{path}: ref #{bad} is not a refer-toolkit ref (need {', '.join(sorted(need))})")
     return refs
 
 

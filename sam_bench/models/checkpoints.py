@@ -5,10 +5,13 @@ can check it against. A note on the hex suffix of Meta's SAM v1 names (``sam_vit
 it is the start of the file's **MD5**, not of its sha256 (published MD5 4b8939a8...; sha256
 a7bf3b02...). We therefore check the full sha256 where it is published, else the MD5 prefix from
 the name, and refuse a file that fails either, naming the file, the expected and the actual hash.
-A file with no published hash (SAM 2.1, HQ-SAM, EfficientSAM) loads with its sha256 recorded.
+A file with no published hash (SAM 2.1, HQ-SAM, EfficientSAM) is *unverified*: it loads with its
+sha256 recorded and a warning, and is refused if it changed since its download record was written.
 
 Downloads go to ``<cache>/checkpoints/NAME`` through ``NAME.part`` (resumed with an HTTP
-``Range`` request), are hash-checked, then renamed atomically.
+``Range`` request; see ``sam_bench.fetch``), are hash-checked, then renamed atomically. Without a
+published hash, a body shorter than the server's ``Content-Length`` or an HTML page is refused and
+deleted, and ``NAME.download.json`` records the file as unverified with its sha256.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ import hashlib
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from sam_bench import fetch
 from sam_bench.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("sam_bench.checkpoints")
@@ -134,8 +136,21 @@ def verify(path: str | os.PathLike, entry: Checkpoint) -> str:
             raise CheckpointError(f"{path}: MD5 mismatch for {entry.filename}: expected a hash starting "
                                   f"{entry.md5_prefix}, got {md5}.")
     if not entry.sha256 and not entry.md5_prefix:
-        log.info("%s: no published hash for %s; recording sha256 %s", path, entry.filename, sha)
+        changed = fetch.record_mismatch(path, sha)
+        if changed:
+            raise CheckpointError(f"{changed}; it is truncated or replaced: delete it and run "
+                                  f"`sam-bench models download {entry.name}`.")
+        log.warning("%s: no published hash for %s; unverified, sha256 %s", path, entry.filename, sha)
     return sha
+
+
+def trust(entry: Checkpoint, sha: str) -> str:
+    """How far a file that passed ``verify`` is trusted, for messages: verified or unverified, and its sha256."""
+    if entry.sha256:
+        return f"verified (sha256 {sha})"
+    if entry.md5_prefix:
+        return f"verified (md5 starts {entry.md5_prefix}; sha256 {sha})"
+    return f"unverified (sha256 {sha}): no published hash"
 
 
 def resolve(model: str, checkpoint: str | os.PathLike | None, default: str | None = None,
@@ -204,56 +219,61 @@ def load_into(module: Any, path: str | os.PathLike, key: str | None = None, stri
 # -- download --------------------------------------------------------------------------------
 def download(entry: Checkpoint | str, cache: str | os.PathLike | None = None, *, force: bool = False,
              progress: bool = True, opener: Callable[..., Any] | None = None) -> Path:
-    """Download ``entry`` into the checkpoint cache; resume a ``.part``; verify; rename atomically.
+    """Download ``entry`` into the checkpoint cache (see ``ensure``); the file's path."""
+    path, note = ensure(entry, cache, force=force, progress=progress, opener=opener)
+    log.info("%s: %s", path, note)
+    return path
 
+
+def _present(entry: Checkpoint, dest: Path) -> str | None:
+    """"present, ..." for a cached file that passes ``verify``; None (file removed) when a file with no
+    published hash changed since its download record; ``CheckpointError`` on a published-hash mismatch."""
+    try:
+        return f"present, {trust(entry, verify(dest, entry))}" + (
+            "" if entry.sha256 or entry.md5_prefix or fetch.read_record(dest) else
+            "; no download record (placed by hand?)")
+    except CheckpointError as exc:
+        if entry.sha256 or entry.md5_prefix:
+            raise
+        log.warning("%s; downloading it again", exc)
+        dest.unlink()
+        fetch.record_path(dest).unlink(missing_ok=True)
+        return None
+
+
+def ensure(entry: Checkpoint | str, cache: str | os.PathLike | None = None, *, force: bool = False,
+           progress: bool = True, opener: Callable[..., Any] | None = None) -> tuple[Path, str]:
+    """(path, note) of ``entry`` in the checkpoint cache, downloading it if absent (or ``force``).
+
+    The download resumes a ``.part``, is checked (published hash; else size and not-HTML), renamed
+    atomically, and, without a published hash, recorded as unverified in ``NAME.download.json``.
+    ``note`` says "present" or "downloaded" and "verified" or "unverified", with the sha256.
     ``opener`` replaces ``urllib.request.urlopen`` (tests). Offline -> ``CheckpointError`` saying
     where to put the file by hand.
     """
-    from tqdm import tqdm
-
     entry = get(entry) if isinstance(entry, str) else entry
     dest = checkpoint_dir(cache) / entry.filename
     if dest.is_file() and not force:
-        verify(dest, entry)
-        log.info("%s already present and verified", dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
+        note = _present(entry, dest)
+        if note:
+            return dest, note
     part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    req = urllib.request.Request(entry.url, headers={"User-Agent": "sam-bench"})
-    if have:
-        req.add_header("Range", f"bytes={have}-")
     try:
-        resp = (opener or urllib.request.urlopen)(req, timeout=60)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:  # the .part already holds the whole file
-            resp = None
-        else:
-            raise CheckpointError(f"download of {entry.url} failed: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise CheckpointError(f"cannot download {entry.url} ({getattr(exc, 'reason', exc)}); are you offline? "
-                              f"Fetch it elsewhere and put it at {dest}, or pass --checkpoint PATH") from exc
-    if resp is not None:
-        with resp:
-            status = getattr(resp, "status", None) or resp.getcode()
-            resumed = have and status == 206
-            if have and not resumed:
-                have = 0  # server ignored Range: start over
-            length = resp.headers.get("Content-Length") if resp.headers else None
-            total = have + int(length) if length else None
-            with open(part, "ab" if resumed else "wb") as fh, \
-                    tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=entry.filename,
-                         disable=not progress) as bar:
-                for block in iter(lambda: resp.read(CHUNK), b""):
-                    fh.write(block)
-                    bar.update(len(block))
+        fetch.download_file(entry.url, part, opener=opener, progress=progress, desc=entry.filename)
+    except fetch.DownloadError as exc:
+        hint = (f"; are you offline? Fetch it elsewhere and put it at {dest}, or pass --checkpoint PATH"
+                if exc.offline else "")
+        raise CheckpointError(f"{exc}{hint}") from exc
     try:
-        verify(part, entry)
+        sha = verify(part, entry)
     except CheckpointError:
         part.unlink()
         raise
     os.replace(part, dest)
-    return dest
+    published = bool(entry.sha256 or entry.md5_prefix)
+    fetch.write_record(dest, url=entry.url, sha256=sha, verified=published,
+                       note="matches the published hash" if published else "no published hash")
+    return dest, f"downloaded, {trust(entry, sha)}"
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -302,8 +322,8 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "download":
         for name in args.names:
-            path = download(name, args.cache_dir, force=args.force, progress=not args.no_progress)
-            print(f"{name}: {path}")
+            path, note = ensure(name, args.cache_dir, force=args.force, progress=not args.no_progress)
+            print(f"{name}: {note}: {path}")
         return 0
     path = Path(args.path)
     entry = by_filename(path.name)
