@@ -20,6 +20,7 @@ VERBS = {
     "latency": ("sam_bench.latency", "time the image encoder and prompt decoder of a model", None),
     "models": ("sam_bench.models.checkpoints", "list models; download official checkpoints", None),
     "datasets": ("sam_bench.data.commands", "list, verify and prepare datasets", None),
+    "tasks": ("sam_bench.tasks.commands", "list the tasks and paper presets", None),
 }
 
 EPILOG = """examples:
@@ -102,20 +103,37 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
+def _same_name(a: str, b: str) -> bool:
+    return a.replace("_", "-") == b.replace("_", "-")
+
+
+def _run_entries() -> list[tuple[str, str, dict]]:
+    """(name, task, preset) for every task and preset ``run`` accepts, in listing order."""
+    from sam_bench import registry
+    from sam_bench.presets import load_presets
+
+    tasks = registry.names("tasks")
+    entries = [(n, n, {}) for n in tasks]
+    entries += [(name, pre["task"], pre) for name, pre in load_presets().items() if name not in tasks]
+    return entries
+
+
+def _add_run(sub: argparse._SubParsersAction, chosen: str | None) -> None:
+    """The ``run`` verb; only the chosen task's options are built (importing nothing heavy for --help)."""
     from sam_bench import registry
     from sam_bench.errors import NotBuilt
-    from sam_bench.presets import load_presets
 
     p = sub.add_parser("run", help=VERBS["run"][1], description="Evaluate one task (or paper preset) with one "
                        "model. Finished items are kept in OUT/items.jsonl, so rerunning the same command "
                        "resumes an interrupted run.", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=EPILOG)
     tasks = p.add_subparsers(dest="task", metavar="TASK", required=True)
-    presets = load_presets()
-    entries = [(n, n, {}) for n in registry.names("tasks")]
-    entries += [(name, pre["task"], pre) for name, pre in presets.items() if name not in registry.names("tasks")]
+    entries = _run_entries()
+    task_names = [n for n, _, pre in entries if not pre]
     for name, task_name, pre in entries:
+        twin = next((t for t in task_names if pre and _same_name(t, name)), None)
+        if twin and name != chosen:
+            continue  # a preset named like its task (single_point): listed once, under the task
         try:
             cls = registry.get_task(task_name)
             doc = pre.get("description") or cls.description
@@ -123,24 +141,33 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
             tp = tasks.add_parser(name, help=f"(not built: {exc})")
             tp.set_defaults(task_cls=None, not_built=str(exc))
             continue
+        same = next((n for n, _, q in entries if q and n != name and _same_name(n, name)), None)
+        if same and not pre:
+            doc += f" [paper settings: `sam-bench run {same}`]"
         tp = tasks.add_parser(name, help=doc, description=doc)
-        add_model_arguments(tp)
-        add_data_arguments(tp)
-        g = tp.add_argument_group("output")
-        g.add_argument("--out", help="run directory (default: runs/TASK-MODEL); resumed if it exists")
-        add_run_control_arguments(g)
-        before = {a.dest for a in tp._actions}
-        cls.add_arguments(tp.add_argument_group(f"{name} options"))
-        own = [a.dest for a in tp._actions if a.dest not in before]
-        defaults = dict(pre.get("options", {}))
-        if pre.get("datasets"):
-            defaults["dataset"] = pre["datasets"]
-        if pre.get("split"):
-            defaults["split"] = pre["split"]
-        unknown = set(pre.get("options", {})) - set(own)
-        if unknown:
-            raise SamBenchError(f"{pre['path']}: options {sorted(unknown)} are not options of task {task_name!r}")
-        tp.set_defaults(task_cls=cls, task_name=task_name, preset=name if pre else None, task_options=own, **defaults)
+        if name != chosen:
+            continue
+        _task_arguments(tp, name, task_name, cls, pre)
+
+
+def _task_arguments(tp: argparse.ArgumentParser, name: str, task_name: str, cls, pre: dict) -> None:
+    add_model_arguments(tp)
+    add_data_arguments(tp)
+    g = tp.add_argument_group("output")
+    g.add_argument("--out", help="run directory (default: runs/TASK-MODEL); resumed if it exists")
+    add_run_control_arguments(g)
+    before = {a.dest for a in tp._actions}
+    cls.add_arguments(tp.add_argument_group(f"{name} options"))
+    own = [a.dest for a in tp._actions if a.dest not in before]
+    defaults = dict(pre.get("options", {}))
+    if pre.get("datasets"):
+        defaults["dataset"] = pre["datasets"]
+    if pre.get("split"):
+        defaults["split"] = pre["split"]
+    unknown = set(pre.get("options", {})) - set(own)
+    if unknown:
+        raise SamBenchError(f"{pre['path']}: options {sorted(unknown)} are not options of task {task_name!r}")
+    tp.set_defaults(task_cls=cls, task_name=task_name, preset=name if pre else None, task_options=own, **defaults)
 
 
 def run_main(args: argparse.Namespace) -> int:
@@ -166,7 +193,37 @@ def run_main(args: argparse.Namespace) -> int:
     return report_outcome(results)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str], names) -> str | None:
+    """The first word of ``argv`` that is one of ``names`` (skipping options and their values)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word in ("--plugin",):
+            skip = True
+            continue
+        if word.startswith("-"):
+            continue
+        return word if word in names else None
+    return None
+
+
+def load_plugins(modules: list[str]) -> None:
+    """Import ``--plugin`` modules (and ``$SAM_BENCH_PLUGINS``): they register models, tasks, formats by name."""
+    import os
+
+    names = list(modules) + [m for m in os.environ.get("SAM_BENCH_PLUGINS", "").split(",") if m.strip()]
+    for name in names:
+        try:
+            importlib.import_module(name.strip())
+        except ImportError as exc:
+            raise SamBenchError(f"--plugin {name}: cannot import it ({exc})") from None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the verb named in ``argv`` imports its module (``--help`` imports none)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(
         prog="sam-bench", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Zero-shot evaluation of Segment Anything models: the SAM paper's five experiments "
@@ -174,10 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
                     "with classical baselines, paper-style tables, and regression checks.")
     parser.add_argument("--version", action="version", version=f"sam-bench {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first, so what it registers (models, tasks, formats) can be named "
+                             "(repeatable; also $SAM_BENCH_PLUGINS, comma-separated)")
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+    chosen = _chosen(argv, VERBS)
     for verb, (module, help_text, _) in VERBS.items():
+        if verb != chosen:
+            sub.add_parser(verb, help=help_text)
+            continue
         if verb == "run":
-            _add_run(sub)
+            rest = argv[argv.index("run") + 1:]
+            _add_run(sub, _chosen(rest, {n for n, _, _ in _run_entries()}))
             continue
         try:
             mod = importlib.import_module(module)
@@ -194,7 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--plugin", action="append", default=[])
+        load_plugins(pre.parse_known_args(argv)[0].plugin)
+        parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
         if unknown and not (args.verb == "run" and getattr(args, "task_cls", 0) is None):
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")

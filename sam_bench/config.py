@@ -33,8 +33,17 @@ def cache_dir(arg: str | os.PathLike | None = None) -> Path:
 
 
 def preset_dirs() -> list[Path]:
-    """Folders searched for task presets (``tasks/*.toml``) and dataset cards (``datasets/*.toml``)."""
-    return [PROJECT_ROOT]
+    """Folders holding ``tasks/*.toml`` (presets) and ``datasets/*.toml`` (cards).
+
+    A source checkout (and an editable install) reads the top-level folders, where they are
+    written; a wheel carries copies in ``sam_bench/_presets`` (see setup.py).
+    """
+    if (PROJECT_ROOT / "tasks").is_dir() and (PROJECT_ROOT / "datasets").is_dir() \
+            and (PROJECT_ROOT / "pyproject.toml").is_file():
+        return [PROJECT_ROOT]
+    from importlib.resources import files
+
+    return [Path(str(files("sam_bench") / "_presets"))]
 
 
 def resolve_device(arg: str | None = None):

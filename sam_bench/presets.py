@@ -20,13 +20,13 @@ import os
 import tomllib
 from pathlib import Path
 
-from sam_bench.config import PROJECT_ROOT
+from sam_bench.config import preset_dirs
 from sam_bench.errors import ConfigError
 
 
 def preset_folders() -> list[Path]:
     extra = [Path(p) for p in os.environ.get("SAM_BENCH_PRESETS", "").split(os.pathsep) if p]
-    return extra + [PROJECT_ROOT / "tasks"]
+    return extra + [d / "tasks" for d in preset_dirs()]
 
 
 def load_presets() -> dict[str, dict]:
