@@ -275,6 +275,9 @@ def _process_crop(model, image, crop_box, points_norm: np.ndarray, cfg: AMGConfi
                              multimask=cfg.multimask, batch_size=batch)
         m = pred.logits.shape[1]
         logits = pred.logits.flatten(0, 1)
+        if pred.iou_scores is None:
+            raise ConfigError(f"automatic mask generation ranks masks by predicted IoU, and model "
+                              f"{model.info.name!r} returns no iou_scores")
         iou = pred.iou_scores.flatten(0, 1)
         points = torch.as_tensor(pts, device=logits.device).repeat_interleave(m, 0)
         del pred

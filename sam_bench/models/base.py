@@ -107,13 +107,15 @@ class Prediction:
     """Decoder output for B prompts with M masks each (M = 3 multimask, 1 single), torch tensors.
 
     ``logits``: (B, M, H, W) float, full image resolution; mask = logits > ``threshold``.
-    ``iou_scores``: (B, M) predicted IoU. ``low_res_logits``: (B, M, 256, 256), to feed back as a
-    mask prompt.
+    ``iou_scores``: (B, M) predicted IoU, or None for a model that has none (then ``best`` takes
+    the first mask, and automatic mask generation, which ranks by it, refuses the model).
+    ``low_res_logits``: (B, M, 256, 256) to feed back as a mask prompt, or None (then the tasks'
+    mask-prompt steps, such as box refinement and ``--feed-logits``, are not applied and say so).
     """
 
     logits: torch.Tensor
-    iou_scores: torch.Tensor
-    low_res_logits: torch.Tensor
+    iou_scores: torch.Tensor | None = None
+    low_res_logits: torch.Tensor | None = None
     threshold: float = 0.0
 
     @property
@@ -127,17 +129,21 @@ class Prediction:
         """One mask per prompt: ``index`` (B,) picks along M; M becomes 1."""
         b = torch.arange(len(self), device=self.logits.device)
         index = index.to(self.logits.device)
-        return Prediction(self.logits[b, index][:, None], self.iou_scores[b, index][:, None],
-                          self.low_res_logits[b, index][:, None], self.threshold)
+        pick = lambda t: None if t is None else t[b, index.to(t.device)][:, None]
+        return Prediction(self.logits[b, index][:, None], pick(self.iou_scores), pick(self.low_res_logits),
+                          self.threshold)
 
     def best(self) -> "Prediction":
-        """The mask with the highest predicted IoU for each prompt."""
+        """The mask with the highest predicted IoU for each prompt (the first mask without scores)."""
+        if self.iou_scores is None:
+            return self.select(torch.zeros(len(self), dtype=torch.long))
         return self.select(self.iou_scores.argmax(dim=1))
 
     @staticmethod
     def cat(parts: list["Prediction"]) -> "Prediction":
-        return Prediction(torch.cat([p.logits for p in parts]), torch.cat([p.iou_scores for p in parts]),
-                          torch.cat([p.low_res_logits for p in parts]), parts[0].threshold)
+        join = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)
+        return Prediction(torch.cat([p.logits for p in parts]), join([p.iou_scores for p in parts]),
+                          join([p.low_res_logits for p in parts]), parts[0].threshold)
 
 
 class _Timed:
