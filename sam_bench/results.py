@@ -135,7 +135,9 @@ def load_json(path: str | os.PathLike) -> Any:
 def load_results(path: str | os.PathLike) -> dict:
     """A results.json with its undefined metrics (written as null) read back as NaN."""
     res = load_json(path)
-    blocks = [res] + list(res.get("datasets", {}).values()) if isinstance(res, dict) else []
+    if not isinstance(res, dict) or not isinstance(res.get("datasets", {}), dict):
+        raise ConfigError(f"{path}: not a sam-bench results.json (its 'datasets' is not a mapping)")
+    blocks = [res] + list(res.get("datasets", {}).values())
     for block in blocks:
         metrics = block.get("metrics") if isinstance(block, dict) else None
         if isinstance(metrics, dict):

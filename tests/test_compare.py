@@ -1,7 +1,8 @@
 """`sam-bench compare`: exit 0 when nothing regressed, 1 on a regression, 2 on incompatible inputs.
 
 Results are hand-written results.json files (schema of sam_bench.results) in tmp_path; a toy
-task registered at run time declares one lower-is-better metric.
+task registered at run time declares its metrics (``Task.metrics``): a percent metric, a
+lower-is-better one, a 0-1 one and a count.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import pytest
 
 from sam_bench import registry
 from sam_bench.cli import main as cli
+from sam_bench.metrics.spec import MetricSpec
 from sam_bench.reports.compare import Tolerances, compare
 from sam_bench.tasks.base import Task
 
 
 class ToyTask(Task):
     name = "toy-compare"
-    higher_is_better = {"err": False}
+    metrics = (MetricSpec("miou", "percent"), MetricSpec("err", "percent", higher_is_better=False),
+               MetricSpec("ods", "unit"), MetricSpec("num_objects", "count", higher_is_better=None))
     non_scoring = frozenset({"workers"})
 
 
@@ -99,13 +102,18 @@ def test_tolerance_file_per_metric_and_pattern(tmp_path):
 
 
 def test_tolerance_lookup_order():
-    t = Tolerances(0.5, {"edges.ods": 0.01, "ods": 0.02, "edges.*": 0.03, "noc*": 0.1})
-    assert t.get("edges", "ods") == 0.01
-    assert t.get("other", "ods") == 0.02
-    assert t.get("edges", "ap") == 0.03
-    assert t.get("single-point", "noc90") == 0.1
-    assert t.get("single-point", "miou_1") == 0.5
-    assert t.get("single-point", "num_objects", count=True) == 0.0
+    pct, unit, clicks, count = (MetricSpec("m", u) for u in ("percent", "unit", "clicks", "count"))
+    t = Tolerances(0.5, {"edges.ods": 0.01, "ods": 0.02, "edges.*": 0.03, "noc*": 0.2})
+    assert t.get("edges", "ods", unit) == 0.01
+    assert t.get("other", "ods", unit) == 0.02
+    assert t.get("edges", "ap", unit) == 0.03
+    assert t.get("single-point", "noc90", clicks) == 0.2
+    assert t.get("single-point", "miou_1", pct) == 0.5
+    assert t.get("other", "r50", unit) == pytest.approx(0.005)  # 0.5 points on a 0-1 scale
+    assert t.get("single-point", "noc85_x", MetricSpec("x", "clicks", tolerance=0.3)) == 0.2  # pattern noc*
+    assert t.get("single-point", "x", MetricSpec("x", "clicks", tolerance=0.3)) == 0.3  # no percent: its own
+    assert t.get("single-point", "num_objects", count) == 0.0
+    assert Tolerances().get("edges", "ods", unit) == 0.005 and Tolerances().get("t", "x", clicks) == 0.1
 
 
 def test_bad_tolerance_file_is_an_error(tmp_path, capsys):
@@ -120,7 +128,7 @@ def test_bad_tolerance_file_is_an_error(tmp_path, capsys):
     (results(datasets=("A",)), "datasets"),
     (results(untrained=True), "trained weights vs random weights"),
     (results(schema=2), "schema version 1 vs 2"),
-    (results(n=9), "10 items vs 9"),
+    (results(n=9), "A: 10 items scored (0 skipped) vs 9 (0 skipped)"),
 ])
 def test_mismatched_settings_exit_2(tmp_path, capsys, cand, words):
     assert run(tmp_path, results(), cand) == 2
@@ -148,11 +156,10 @@ def test_vanished_metric_and_changed_count_fail(tmp_path):
         == [("B", "miou")]
 
     cand = results()
-    cand["datasets"]["A"]["num_skipped"], cand["datasets"]["A"]["num_items"] = 1, 9
     cand["datasets"]["A"]["metrics"]["num_objects"] = 29
     write(tmp_path / "cand", cand)
     failed = {(r["dataset"], r["metric"], r["status"]) for r in compare(tmp_path / "base", tmp_path / "cand").failures}
-    assert failed == {("A", "num_skipped", "CHANGED"), ("A", "num_objects", "CHANGED")}
+    assert failed == {("A", "num_objects", "CHANGED")}
 
 
 def test_reproduce_dirs_pair_by_folder_and_missing_run_fails(tmp_path, capsys):
@@ -208,3 +215,109 @@ def test_inputs_not_modified(tmp_path):
     write(tmp_path / "c", results())
     compare(tmp_path / "b", tmp_path / "c")
     assert json.loads(path.read_text()) == base
+
+
+# -- metric declarations (Task.metrics) and what they gate -------------------------------------------
+
+
+def test_tolerance_in_points_scales_to_unit_metrics(tmp_path):
+    # --tolerance X is in percent points: X on miou (0-100), X/100 on ods (0-1)
+    base = results(ods=0.600, miou=50.0)
+    assert run(tmp_path, base, results(ods=0.594, miou=50.0), "--tolerance", "0.5") == 1  # 0.006 > 0.005
+    assert run(tmp_path, base, results(ods=0.594, miou=50.0), "--tolerance", "1") == 0  # 0.006 < 0.01
+    assert run(tmp_path, base, results(ods=0.600, miou=49.2), "--tolerance", "1") == 0  # 0.8 < 1 point
+    assert run(tmp_path, base, results(ods=0.594)) == 1  # the spec's default: 0.005
+    assert run(tmp_path, base, results(ods=0.596)) == 0
+
+
+def test_tolerance_metric_value_overrides(tmp_path):
+    base, cand = results(ods=0.60, miou=50.0), results(ods=0.58, miou=48.0)
+    assert run(tmp_path, base, cand) == 1
+    assert run(tmp_path, base, cand, "--tolerance", "ods=0.03") == 1  # miou still fails
+    assert run(tmp_path, base, cand, "--tolerance", "ods=0.03", "--tolerance", "toy-compare.mi*=2.5") == 0
+    comp = compare(tmp_path / "base", tmp_path / "cand", Tolerances.load(overrides={"ods": 0.03}))
+    assert {(r["dataset"], r["metric"]) for r in comp.failures} == {("A", "miou"), ("B", "miou"), ("(all)", "miou")}
+    assert rows_by(comp)[("A", "ods")]["tolerance"] == 0.03 and rows_by(comp)[("A", "miou")]["tolerance"] == 0.5
+
+
+@pytest.mark.parametrize("bad", ["-1", "abc", "ods=-0.1", "ods=", "nan"])
+def test_bad_tolerance_argument_exits_2(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        run(tmp_path, results(), results(), "--tolerance", bad)
+    assert exc.value.code == 2 and "--tolerance" in capsys.readouterr().err
+
+
+def test_two_global_tolerances_are_an_error(tmp_path, capsys):
+    assert run(tmp_path, results(), results(), "--tolerance", "0.5", "--tolerance", "1") == 2
+    assert "give one" in capsys.readouterr().err
+
+
+class DiagTask(Task):
+    """Declares a diagnostic and an optional metric; its constructor always fails (compare never builds it)."""
+
+    name = "toy-diag"
+    metrics = (MetricSpec("score", "percent"), MetricSpec("threshold", "unit", scoring=False),
+               MetricSpec("score_rare", "percent", required=False))
+
+    def __init__(self, **config):
+        raise RuntimeError("compare must not construct a task")
+
+
+registry.register("tasks", DiagTask.name, DiagTask)
+
+
+def diag_results(score=50.0, threshold=0.3, rare=math.nan, extra=1.0):
+    m = {"score": score, "threshold": threshold, "score_rare": rare, "extra": extra}
+    res = results()
+    res.update(task=DiagTask.name, metrics=dict(m), datasets={"A": {"metrics": dict(m), "num_items": 4,
+                                                                    "num_skipped": 0, "skips": []}})
+    return res
+
+
+def test_diagnostics_and_undeclared_metrics_are_shown_never_gated(tmp_path, capsys):
+    assert run(tmp_path, diag_results(), diag_results(threshold=0.9, extra=-100.0)) == 0
+    out = capsys.readouterr().out
+    assert "NOT GATED (toy-diag/m: not declared by its task): extra" in out
+    comp = compare(tmp_path / "base", tmp_path / "cand")
+    rows = rows_by(comp)
+    assert rows[("A", "threshold")]["status"] == "diagnostic" and rows[("A", "threshold")]["delta"] == pytest.approx(0.6)
+    assert rows[("A", "extra")]["status"] == "undeclared"
+    assert rows[("A", "score_rare")]["status"] == "n/a"  # optional, undefined on both sides
+    assert len(comp.frame("changed")) == 4  # threshold and extra moved, in A and (all); unchanged rows hidden
+    assert run(tmp_path, diag_results(), diag_results(score=49.0)) == 1
+
+
+def test_optional_metric_that_loses_its_number_fails(tmp_path):
+    assert run(tmp_path, diag_results(rare=40.0), diag_results(rare=math.nan)) == 1
+    comp = compare(tmp_path / "base", tmp_path / "cand")
+    assert {(r["dataset"], r["metric"], r["status"]) for r in comp.failures} == \
+        {("A", "score_rare", "MISSING"), ("(all)", "score_rare", "MISSING")}
+    assert run(tmp_path, diag_results(rare=math.nan), diag_results(rare=40.0)) == 0  # newly defined: fine
+
+
+def test_higher_is_better_is_derived_from_the_specs():
+    assert ToyTask.higher_is_better == {"miou": True, "err": False, "ods": True}
+    sp = registry.get_task("single-point")
+    assert sp.higher_is_better["noc*"] is False and sp.higher_is_better["miou_*"] is True
+    assert registry.get_task("text-to-mask").higher_is_better["found"] is True
+
+
+def test_builtin_tasks_declare_every_committed_baseline_metric():
+    from conftest import REPO
+    from sam_bench.reports.runs import load_runs, numeric_items
+
+    for kind in ("synthetic", "real"):
+        for r in load_runs(REPO / "results" / "baseline" / kind):
+            cls = registry.get_task(r.task)
+            blocks = [r.results["metrics"]] + [d["metrics"] for d in r.results["datasets"].values()]
+            undeclared = {k for b in blocks for k, _ in numeric_items(b) if cls.metric_spec(k) is None}
+            assert not undeclared, f"{r.path}: {sorted(undeclared)} not declared by {cls.__name__}.metrics"
+    spec = lambda task, m: registry.get_task(task).metric_spec(m)
+    assert (spec("edges", "ods").unit, spec("edges", "ods").scoring) == ("unit", True)
+    assert not spec("edges", "ods_threshold").scoring and not spec("edges", "ods_precision").scoring
+    assert (spec("single-point", "noc90").unit, spec("single-point", "noc90").higher_is_better) == ("clicks", False)
+    assert (spec("single-point", "noc90_failures").unit, spec("single-point", "noc90_failures").default_tolerance) \
+        == ("count", 0.0)
+    assert spec("single-point", "miou_oracle_1").unit == "percent"
+    assert spec("proposals", "ar1000").required and not spec("proposals", "ar1000_rare").required
+    assert spec("instances", "ap").required and not spec("instances", "ap_rare").required

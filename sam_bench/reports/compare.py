@@ -1,140 +1,91 @@
-"""Compare two runs metric by metric: a table of baseline, candidate and delta, for CI.
+"""Compare two runs metric by metric, for CI: a table of baseline, candidate and delta, and a verdict.
 
 BASELINE and CANDIDATE may each be a results.json, a run directory, or a reproduce directory
 (many runs). Runs are paired by their folder inside a reproduce directory (``PRESET-MODEL``), or
 by task and model; rows are matched by dataset and metric. Every number of every dataset and the
-aggregate is compared (nested dicts give dotted names); latency is not, as it depends on the machine.
+aggregate is shown (nested dicts give dotted names); latency is not, as it depends on the machine.
 
-A metric regresses when it moves the wrong way by more than its tolerance (absolute, in the
-metric's own units: mIoU / AR / AP in percent, edge ODS/OIS/AP/R50 in 0-1). The direction comes
-from the task (``Task.higher_is_better``; higher is better unless the task says otherwise). Counts
-(``num_*``, skipped items) must not change at all unless a tolerance is set for them. A metric
-the baseline has and the candidate lacks (or is NaN) is a regression too.
+What gates comes from the task's own declarations (``Task.metrics``, ``sam_bench.metrics.spec``),
+read from the registered class, never by building a task:
 
-Tolerances: ``--tolerance`` (default 0.5) for every metric, overridden per metric by
-``--tolerance-file`` F (TOML or JSON), a flat mapping (or one under a ``[tolerances]`` table)
-whose keys are ``task.metric``, ``metric`` or shell patterns of either (``edges.*``), tried in
-that order, plus an optional ``default``::
+- a scoring metric regresses when it moves the wrong way by more than its tolerance; a count that
+  must stay equal (objects, annotations) fails when it changes;
+- a scoring metric that is undefined (NaN / null) or absent fails: in the candidate where the
+  baseline has a number, and anywhere for a required metric (optional ones, such as an empty size
+  or frequency group, may be undefined on both sides);
+- diagnostics (declared ``scoring=False``) and metrics the task does not declare are shown, never gated.
 
-    default = 0.5
-    "edges.*" = 0.005            # edge metrics are in 0-1
-    "single-point.noc90" = 0.05
+Tolerances, most specific first: ``--tolerance METRIC=VALUE`` and the entries of ``--tolerance-file``
+(keys ``task.metric``, ``metric`` or shell patterns of either; absolute, on the metric's own scale);
+then ``--tolerance X`` (or the file's ``default``) in percent points: X on percent metrics, X/100 on
+0-1 metrics (edge ODS...), clicks and counts keep their own; then the spec's default (0.5 points,
+0.005 on 0-1 metrics, 0.1 clicks, 0 for counts).
 
-Exit status: 0 when nothing regressed, 1 on a regression or a vanished metric or run, 2 when the
-inputs cannot be compared (different schema version, task settings, item limit, dataset list or
-item counts, or one run has random weights and the other not).
+Exit status: 0 when nothing failed, 1 on a regression or an undefined, vanished or changed metric or
+run, 2 when the inputs cannot be compared (different schema version, task, task settings, item
+limit, dataset list, items scored or skipped per dataset, model or checkpoint, random vs trained
+weights, a task not registered here, or nothing to gate). ``--allow-different-models`` compares
+runs of different models (or weights) anyway.
 
 examples:
   sam-bench compare results/baseline/synthetic runs/new
   sam-bench compare old/results.json new/results.json --tolerance 0.2 --out compare/
-  sam-bench compare results/baseline/real runs/ci --tolerance-file results/baseline/tolerances.toml
+  sam-bench compare old/results.json new/results.json --tolerance ods=0.01 --tolerance noc90=0.2
+  sam-bench compare sam_vit_b/results.json sam_vit_h/results.json --allow-different-models
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
-import json
 import logging
 import math
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from sam_bench.errors import ConfigError
+from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.metrics.spec import MetricSpec, find_spec
 from sam_bench.reports.runs import SavedRun, load_runs, numeric_items
+from sam_bench.reports.tolerances import Tolerances, tolerance_arg
 
 log = logging.getLogger("sam_bench")
 
 AGGREGATE = "(all)"  # the dataset column of aggregate metrics
 EPS = 1e-9  # float noise allowed on top of every tolerance
 OK, IMPROVED, REGRESSION, MISSING, NEW, CHANGED = "ok", "improved", "REGRESSION", "MISSING", "new", "CHANGED"
-FAILING = (REGRESSION, MISSING, CHANGED)
+UNDEFINED, NA, DIAGNOSTIC, UNDECLARED = "UNDEFINED", "n/a", "diagnostic", "undeclared"
+FAILING = (REGRESSION, MISSING, CHANGED, UNDEFINED)
+NOT_GATED = (DIAGNOSTIC, UNDECLARED)
+COLUMNS = ["run", "dataset", "metric", "baseline", "candidate", "delta", "tolerance", "better", "status", "note"]
 
 
-@dataclass
-class Tolerances:
-    """Per-metric absolute tolerances: exact ``task.metric``, exact ``metric``, patterns, then ``default``."""
-
-    default: float = 0.5
-    table: dict[str, float] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: str | Path | None, default: float) -> "Tolerances":
-        if path is None:
-            return cls(default)
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"--tolerance-file {path}: cannot read ({exc.strerror})") from None
-        try:
-            data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"--tolerance-file {path}: not valid {path.suffix.lstrip('.').upper() or 'TOML'} "
-                              f"({exc})") from None
-        data = data.get("tolerances", data) if isinstance(data, dict) else data
-        if not isinstance(data, dict):
-            raise ConfigError(f"--tolerance-file {path}: expected a mapping of metric -> tolerance")
-        table = {}
-        for key, val in data.items():
-            if isinstance(val, bool) or not isinstance(val, (int, float)) or val < 0 or math.isnan(val):
-                raise ConfigError(f"--tolerance-file {path}: {key!r} = {val!r} is not a non-negative number")
-            table[key] = float(val)
-        return cls(table.pop("default", default), table)
-
-    def get(self, task: str, metric: str, count: bool = False) -> float:
-        for name in (f"{task}.{metric}", metric):
-            if name in self.table:
-                return self.table[name]
-        for pattern, val in self.table.items():
-            if any(c in pattern for c in "*?[") and (fnmatch.fnmatchcase(f"{task}.{metric}", pattern)
-                                                     or fnmatch.fnmatchcase(metric, pattern)):
-                return val
-        return 0.0 if count else self.default
-
-
-def is_count(metric: str) -> bool:
-    """Counts must stay equal (coverage), whatever their direction."""
-    return metric.rsplit(".", 1)[-1].startswith("num_")
-
-
-def _task_class(results: dict):
-    """The run's task class, or None (with a warning) when it cannot be loaded."""
+def task_class(name: str):
+    """The registered task class of ``name`` (never instantiated), or None when it is not loadable here."""
     from sam_bench import registry
-    from sam_bench.errors import SamBenchError
 
     try:
-        return registry.get_task(results.get("task", ""))
+        return registry.get_task(name)
     except SamBenchError as exc:
-        log.warning("task %s not loadable (%s): its metric directions and options are unknown", results.get("task"), exc)
+        log.warning("task %r not loadable (%s): its metric declarations are unknown", name, exc)
         return None
 
 
-def directions(results: dict) -> dict[str, bool]:
-    """metric -> higher is better, as the run's task declares it (built with the run's own config)."""
-    from sam_bench.errors import SamBenchError
-
-    cls = _task_class(results)
-    if cls is None:
-        return {}
-    try:
-        return dict(cls(**results.get("config", {})).higher_is_better)
-    except (SamBenchError, TypeError, ValueError):
-        return dict(cls.higher_is_better)
+def _model(results: dict) -> tuple[str, str | None]:
+    """(model name, checkpoint sha256 or None)."""
+    model = results.get("model") or {}
+    return model.get("name", "?"), model.get("checkpoint_sha256")
 
 
-def incompatibilities(base: dict, cand: dict) -> list[str]:
-    """Why two results of the same task cannot be compared number for number (empty: they can)."""
+def incompatibilities(base: dict, cand: dict, allow_different_models: bool = False) -> list[str]:
+    """Why two results cannot be compared number for number (empty: they can)."""
     why = []
     if base.get("schema_version") != cand.get("schema_version"):
         why.append(f"schema version {base.get('schema_version')} vs {cand.get('schema_version')}")
     if base.get("task") != cand.get("task"):
         why.append(f"task {base.get('task')!r} vs {cand.get('task')!r}")
-    bc, cc = base.get("config", {}), cand.get("config", {})
-    cls = _task_class(base)
+    bc, cc = base.get("config") or {}, cand.get("config") or {}
+    cls = task_class(base.get("task", ""))
     if cls is not None:  # options that never change the numbers may differ
         bc, cc = cls.scoring_config(bc), cls.scoring_config(cc)
     diff = sorted(k for k in set(bc) | set(cc) if bc.get(k) != cc.get(k))
@@ -142,17 +93,24 @@ def incompatibilities(base: dict, cand: dict) -> list[str]:
         why.append("task settings differ: " + ", ".join(f"{k}={bc.get(k)!r} vs {cc.get(k)!r}" for k in diff))
     if base.get("limit") != cand.get("limit"):
         why.append(f"item limit {base.get('limit')} vs {cand.get('limit')}")
-    bd, cd = base.get("datasets", {}), cand.get("datasets", {})
+    bd, cd = base.get("datasets") or {}, cand.get("datasets") or {}
     if sorted(bd) != sorted(cd):
         why.append(f"datasets {sorted(bd)} vs {sorted(cd)}")
     for name in sorted(set(bd) & set(cd)):
-        nb = bd[name].get("num_items", 0) + bd[name].get("num_skipped", 0)
-        nc = cd[name].get("num_items", 0) + cd[name].get("num_skipped", 0)
+        nb = (bd[name].get("num_items", 0), bd[name].get("num_skipped", 0))
+        nc = (cd[name].get("num_items", 0), cd[name].get("num_skipped", 0))
         if nb != nc:
-            why.append(f"{name}: {nb} items vs {nc} (different data)")
-    if bool(base.get("untrained")) != bool(cand.get("untrained")):
-        flag = lambda r: "random weights" if r.get("untrained") else "trained weights"
-        why.append(f"{flag(base)} vs {flag(cand)}")
+            why.append(f"{name}: {nb[0]} items scored ({nb[1]} skipped) vs {nc[0]} ({nc[1]} skipped)")
+    if not allow_different_models:
+        (bm, bsha), (cm, csha) = _model(base), _model(cand)
+        hint = " (--allow-different-models compares them anyway)"
+        if bm != cm:
+            why.append(f"model {bm!r} vs {cm!r}{hint}")
+        elif bsha and csha and bsha != csha:
+            why.append(f"model {bm!r}: checkpoint sha256 {bsha[:12]} vs {csha[:12]}{hint}")
+        if bool(base.get("untrained")) != bool(cand.get("untrained")):
+            flag = lambda r: "random weights" if r.get("untrained") else "trained weights"
+            why.append(f"{flag(base)} vs {flag(cand)}{hint}")
     return why
 
 
@@ -178,58 +136,86 @@ def pair_runs(base: list[SavedRun], cand: list[SavedRun]) -> tuple[list[tuple[Sa
     return pairs, [b for b in base if key(b) not in paired], [c for c in cand if key(c) not in paired]
 
 
-def _status(b: float, c: float, tol: float, higher: bool | None) -> str:
-    if math.isnan(b):
-        return OK if math.isnan(c) else NEW
-    if math.isnan(c):
-        return MISSING
-    delta = c - b
-    if higher is None:
-        return CHANGED if abs(delta) > tol + EPS else OK
-    worse = -delta if higher else delta
+def _metric_values(run: SavedRun) -> dict[tuple[str, str], float]:
+    """(dataset or AGGREGATE, metric) -> value; null is NaN. ``ConfigError`` naming the file if malformed."""
+    values = {}
+    datasets = run.results.get("datasets")
+    if not isinstance(datasets, dict):
+        raise ConfigError(f"{run.path}: 'datasets' is not a mapping of dataset name -> results")
+    parts = [(name, ds, f"datasets.{name}") for name, ds in datasets.items()]
+    for name, block, where in parts + [(AGGREGATE, run.results, "top level")]:
+        metrics = block.get("metrics") if isinstance(block, dict) else None
+        if not isinstance(metrics, dict):
+            raise ConfigError(f"{run.path}: {where} has no 'metrics' mapping")
+        values.update({(name, k): v for k, v in numeric_items(metrics)})
+    return values
+
+
+def _gate(bv: float | None, cv: float | None, tol: float, spec: MetricSpec) -> tuple[str, str]:
+    """(status, note) of one scoring metric; None: absent from that side, NaN: undefined there."""
+    def state(v):
+        return "absent" if v is None else "undefined (null/NaN)" if not math.isfinite(v) else ""
+
+    bs, cs = state(bv), state(cv)
+    if bs and cs:
+        return (UNDEFINED, f"{cs} in both runs") if spec.required else (NA, f"{cs} in both runs (allowed)")
+    if cs:
+        return MISSING, f"{cs} in the candidate"
+    if bs:
+        return (UNDEFINED, f"{bs} in the baseline") if spec.required else (NEW, f"{bs} in the baseline")
+    delta = cv - bv
+    if spec.higher_is_better is None:
+        return (CHANGED, "a count: must not change") if abs(delta) > tol + EPS else (OK, "")
+    worse = -delta if spec.higher_is_better else delta
     if worse > tol + EPS:
-        return REGRESSION
-    return IMPROVED if -worse > EPS else OK
+        return REGRESSION, ""
+    return (IMPROVED if -worse > EPS else OK), ""
 
 
-def _metric_rows(results: dict) -> dict[tuple[str, str], float]:
-    rows = {}
-    for name, ds in results.get("datasets", {}).items():
-        rows[(name, "num_skipped")] = float(ds.get("num_skipped", 0))
-        rows.update({(name, k): v for k, v in numeric_items(ds.get("metrics", {}))})
-    rows.update({(AGGREGATE, k): v for k, v in numeric_items(results.get("metrics", {}))})
-    return rows
+def _row(run: str, ds: str, metric: str, bv, cv, tol: float, better: str, status: str, note: str) -> dict:
+    b = math.nan if bv is None else bv
+    c = math.nan if cv is None else cv
+    return {"run": run, "dataset": ds, "metric": metric, "baseline": b, "candidate": c, "delta": c - b,
+            "tolerance": tol, "better": better, "status": status, "note": note}
 
 
-def compare_pair(base: SavedRun, cand: SavedRun, tolerances: Tolerances) -> list[dict]:
-    """One row per (dataset, metric) present on either side."""
-    b, c = _metric_rows(base.results), _metric_rows(cand.results)
-    higher = directions(base.results)
-    run = base.label if base.label == cand.label != "." else f"{base.task}/{base.model}"
+def _label(base: SavedRun, cand: SavedRun) -> str:
+    """The run column: the folder both sit in, else the baseline's task/model."""
+    return base.label if base.label == cand.label != "." else f"{base.task}/{base.model}"
+
+
+def compare_pair(base: SavedRun, cand: SavedRun, tolerances: Tolerances, specs: tuple[MetricSpec, ...]) -> list[dict]:
+    """One row per (dataset, metric) on either side, plus one per required metric absent from both."""
+    b, c = _metric_values(base), _metric_values(cand)
+    run = _label(base, cand)
     rows = []
     for ds, metric in list(b) + [k for k in c if k not in b]:
-        bv, cv = b.get((ds, metric), math.nan), c.get((ds, metric), math.nan)
-        count = is_count(metric)
-        tol = tolerances.get(base.task, metric, count=count)
-        direction = None if count else higher.get(metric, True)
-        if (ds, metric) not in c and (ds, metric) in b:
-            status = MISSING if not math.isnan(bv) else OK
-        elif (ds, metric) not in b:
-            status = NEW
+        bv, cv = b.get((ds, metric)), c.get((ds, metric))
+        spec = find_spec(specs, metric)
+        if spec is None:
+            rows.append(_row(run, ds, metric, bv, cv, math.nan, "", UNDECLARED, "not declared by the task"))
+        elif not spec.scoring:
+            rows.append(_row(run, ds, metric, bv, cv, math.nan, spec.better, DIAGNOSTIC, ""))
         else:
-            status = _status(bv, cv, tol, direction)
-        rows.append({"run": run, "dataset": ds, "metric": metric, "baseline": bv, "candidate": cv,
-                     "delta": cv - bv, "tolerance": tol,
-                     "better": "=" if direction is None else ("higher" if direction else "lower"), "status": status})
+            tol = tolerances.get(base.task, metric, spec)
+            rows.append(_row(run, ds, metric, bv, cv, tol, spec.better, *_gate(bv, cv, tol, spec)))
+    seen = {(ds, find_spec(specs, m)) for ds, m in list(b) + list(c)}
+    datasets = list(base.results.get("datasets") or {}) + [d for d in cand.results.get("datasets") or {}
+                                                          if d not in (base.results.get("datasets") or {})]
+    for ds in datasets + [AGGREGATE]:
+        for spec in specs:
+            if spec.scoring and spec.required and (ds, spec) not in seen:
+                rows.append(_row(run, ds, spec.name, None, None, math.nan, spec.better, UNDEFINED,
+                                 "declared by the task, absent from both runs"))
     return rows
 
 
 @dataclass
 class Comparison:
-    """Every compared row ({run, dataset, metric, baseline, candidate, delta, tolerance, better, status})."""
+    """Every compared row (``COLUMNS``) and the reasons the inputs cannot be compared (exit 2)."""
 
     rows: list[dict]
-    problems: list[str]  # incompatibilities (exit 2)
+    problems: list[str]
 
     @property
     def failures(self) -> list[dict]:
@@ -240,14 +226,18 @@ class Comparison:
         return 2 if self.problems else 1 if self.failures else 0
 
     def frame(self, show: str = "all") -> pd.DataFrame:
-        """The rows as a table: ``all``, ``changed`` (status not ok) or ``failures``."""
-        rows = {"all": self.rows, "changed": [r for r in self.rows if r["status"] != OK],
-                "failures": self.failures}[show]
-        return pd.DataFrame(rows, columns=["run", "dataset", "metric", "baseline", "candidate", "delta", "tolerance",
-                                           "better", "status"])
+        """The rows as a table: ``all``, ``changed`` (anything not ok, or a shown-only value that moved) or
+        ``failures``."""
+        def moved(r):
+            same = r["baseline"] == r["candidate"] or (math.isnan(r["baseline"]) and math.isnan(r["candidate"]))
+            return r["status"] not in (OK, NA) and not (r["status"] in NOT_GATED and same)
+
+        rows = {"all": self.rows, "changed": [r for r in self.rows if moved(r)], "failures": self.failures}[show]
+        return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def compare(baseline: str | Path, candidate: str | Path, tolerances: Tolerances | None = None) -> Comparison:
+def compare(baseline: str | Path, candidate: str | Path, tolerances: Tolerances | None = None, *,
+            allow_different_models: bool = False) -> Comparison:
     """Compare every metric of every paired run (see the module docstring)."""
     tolerances = tolerances or Tolerances()
     base, cand = load_runs(baseline), load_runs(candidate)
@@ -257,13 +247,19 @@ def compare(baseline: str | Path, candidate: str | Path, tolerances: Tolerances 
         problems.append(f"no run of {candidate} matches one of {baseline} (by folder, or by task and model)")
     rows: list[dict] = []
     for b, c in pairs:
-        problems += [f"{b.label if b.label == c.label else b.task}: {why}" for why in incompatibilities(b.results,
-                                                                                                         c.results)]
-        rows += compare_pair(b, c, tolerances)
+        label, cls = _label(b, c), task_class(b.task)
+        pair_rows = compare_pair(b, c, tolerances, tuple(getattr(cls, "metrics", ())))  # checks the shape first
+        problems += [f"{label}: {why}" for why in incompatibilities(b.results, c.results, allow_different_models)]
+        if cls is None:
+            problems.append(f"{label}: task {b.task!r} is not registered here, so which of its metrics score is "
+                            "unknown; install the package that provides it")
+        if cls is not None and all(r["status"] in NOT_GATED for r in pair_rows):
+            problems.append(f"{label}: task {b.task!r} declares none of these metrics as scoring (Task.metrics): "
+                            "nothing to gate")
+        rows += pair_rows
     for run, status in [(r, MISSING) for r in lost] + [(r, NEW) for r in extra]:
-        rows.append({"run": run.label, "dataset": AGGREGATE, "metric": f"(run {run.task}/{run.model})",
-                     "baseline": math.nan, "candidate": math.nan, "delta": math.nan, "tolerance": math.nan,
-                     "better": "", "status": status})
+        rows.append(_row(run.label, AGGREGATE, f"(run {run.task}/{run.model})", None, None, math.nan, "", status,
+                         "baseline run without a candidate" if status == MISSING else "candidate run only"))
     return Comparison(rows, problems)
 
 
@@ -288,22 +284,45 @@ def to_markdown(df: pd.DataFrame) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("baseline", metavar="BASELINE", help="results.json, run dir or reproduce dir taken as reference")
     p.add_argument("candidate", metavar="CANDIDATE", help="results.json, run dir or reproduce dir to check")
-    p.add_argument("--tolerance", type=float, default=0.5,
-                   help="allowed drop of every metric, absolute in its own units (default: 0.5, i.e. half a "
-                        "point of mIoU/AR/AP; edge metrics are 0-1, set theirs with --tolerance-file)")
+    p.add_argument("--tolerance", type=tolerance_arg, action="append", default=[], metavar="X|METRIC=VALUE",
+                   help="X: allowed drop in percent points (X on percent metrics, X/100 on 0-1 metrics such as "
+                        "edge ODS; clicks and counts keep their own). METRIC=VALUE (repeatable; task.metric or "
+                        "patterns too): absolute, on that metric's scale. Default: each metric's declared "
+                        "tolerance (0.5 points, 0.005 on 0-1 metrics, 0.1 clicks, 0 for counts)")
     p.add_argument("--tolerance-file", metavar="F", help="TOML or JSON mapping task.metric / metric / pattern -> "
-                   "tolerance, plus an optional default (overrides --tolerance)")
+                   "absolute tolerance, plus an optional default in percent points (--tolerance X replaces that default, "
+                   "--tolerance METRIC=VALUE an entry)")
+    p.add_argument("--allow-different-models", action="store_true",
+                   help="compare runs of different models, checkpoints or random vs trained weights (refused, "
+                        "exit 2, otherwise)")
     p.add_argument("--show", choices=["all", "changed", "failures"], default="all",
-                   help="rows printed: every metric, those not 'ok', or only failures (default: all)")
+                   help="rows printed: every metric, those not 'ok' (shown-only values only when they moved), or "
+                        "only failures (default: all)")
     p.add_argument("--out", metavar="DIR", help="also write DIR/compare.{md,csv,tex}")
+
+
+def _summary(result: Comparison) -> list[str]:
+    """One line per failing row (up to 20) and the metrics shown but not gated because undeclared."""
+    lines = [f"FAILED {r['run']} / {r['dataset']} / {r['metric']}: {r['status']}"
+             + (f" ({r['note']})" if r["note"] else "") for r in result.failures[:20]]
+    if len(result.failures) > 20:
+        lines.append(f"... and {len(result.failures) - 20} more failing rows")
+    undeclared = sorted({(r["run"], r["metric"]) for r in result.rows if r["status"] == UNDECLARED})
+    for run in sorted({run for run, _ in undeclared}):
+        names = ", ".join(m for r, m in undeclared if r == run)
+        lines.append(f"NOT GATED ({run}: not declared by its task): {names}")
+    return lines
 
 
 def main(args: argparse.Namespace) -> int:
     from sam_bench.reports.tables import write_table
 
-    if args.tolerance < 0:
-        raise ConfigError(f"--tolerance {args.tolerance}: must be >= 0")
-    result = compare(args.baseline, args.candidate, Tolerances.load(args.tolerance_file, args.tolerance))
+    points = [v for k, v in args.tolerance if not k]
+    if len(points) > 1:
+        raise ConfigError(f"--tolerance given {len(points)} global values {points}; give one (or METRIC=VALUE)")
+    tolerances = Tolerances.load(args.tolerance_file, points[0] if points else None,
+                                 {k: v for k, v in args.tolerance if k})
+    result = compare(args.baseline, args.candidate, tolerances, allow_different_models=args.allow_different_models)
     df = result.frame(args.show)
     if len(df):
         print(to_markdown(df))
@@ -311,10 +330,14 @@ def main(args: argparse.Namespace) -> int:
         paths = write_table(result.frame("all"), args.out, "compare", floatfmt=".4g",
                             caption=f"{args.candidate} against {args.baseline}")
         print(f"written: {', '.join(str(p) for p in paths)}")
+    for line in _summary(result):
+        print(line)
     for why in result.problems:
         print(f"INCOMPATIBLE: {why}")
     n_fail = len(result.failures)
-    verdict = {0: "OK: no metric regressed", 1: f"FAIL: {n_fail} metric(s) regressed or vanished",
+    verdict = {0: "OK: no metric regressed", 1: f"FAIL: {n_fail} metric(s) regressed, undefined or vanished",
                2: "FAIL: the inputs cannot be compared"}[result.exit_code]
-    print(f"{verdict} ({len(result.rows)} compared, baseline {args.baseline}, candidate {args.candidate})")
+    gated = sum(r["status"] not in NOT_GATED for r in result.rows)
+    print(f"{verdict} ({gated} gated, {len(result.rows) - gated} shown only; baseline {args.baseline}, "
+          f"candidate {args.candidate})")
     return result.exit_code

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
+from sam_bench.metrics.spec import MetricSpec, directions, find_spec
 
 
 class Task:
@@ -24,13 +25,26 @@ class Task:
     description: ClassVar[str] = ""
     model_kinds: ClassVar[tuple[str, ...]] = ("promptable",)  # model.kind values this task accepts
     default_datasets: ClassVar[tuple[str, ...]] = ("synthetic",)
-    higher_is_better: ClassVar[dict[str, bool]] = {}  # metric -> direction; default True
+    # the metrics ``evaluate`` returns: scale, direction, scored or diagnostic, tolerance (what
+    # ``sam-bench compare`` gates, read from the class; see sam_bench.metrics.spec)
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    higher_is_better: ClassVar[dict[str, bool]] = {}  # name or pattern -> direction, derived from ``metrics``
     # options that change how a run is shown or how fast it goes, never its numbers: left out of
     # the run's identity, so a run resumes and compares across them
     non_scoring: ClassVar[frozenset[str]] = frozenset()
 
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "metrics" in cls.__dict__ and "higher_is_better" not in cls.__dict__:
+            cls.higher_is_better = directions(cls.metrics)
+
     def __init__(self, **config: Any):
         self.config = config
+
+    @classmethod
+    def metric_spec(cls, metric: str) -> MetricSpec | None:
+        """The declared spec of ``metric`` (exact name first, then patterns); None: undeclared, a diagnostic."""
+        return find_spec(cls.metrics, metric)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

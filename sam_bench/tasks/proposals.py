@@ -29,6 +29,7 @@ import torch
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious
+from sam_bench.metrics.spec import MetricSpec
 from sam_bench.tasks.base import Task
 
 DEFAULTS = {"grid": 64, "nms_thresh": 0.9, "ranking": "score_stability_mean", "top_k": 1000, "multimask": True,
@@ -44,6 +45,9 @@ class ProposalsTask(Task):
     description = "object proposals: class-agnostic mask AR@1000 by size and LVIS frequency (paper Table 4)"
     model_kinds = ("promptable", "proposals")
     default_datasets = ("LVIS",)
+    # AR@top-k (ar1000); its size and frequency groups (ar1000_rare...) may be undefined on few images
+    metrics = (MetricSpec("ar*_*", "percent", required=False), MetricSpec("ar*", "percent"),
+               MetricSpec("proposals_per_image", "count", higher_is_better=None, scoring=False))
 
     def __init__(self, **config):
         super().__init__(**{**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}})

@@ -32,6 +32,7 @@ from sam_bench.errors import BadInput, ConfigError
 from sam_bench.grounders.base import Grounder, Grounding, Query, build_grounder, grounder_class, phrase_id
 from sam_bench.grounders.clip import DEFAULT_ARCH, DEFAULT_CANDIDATES
 from sam_bench.metrics.refer import HIGHER_IS_BETTER, intersection_union, refer_metrics, sample_iou
+from sam_bench.metrics.spec import MetricSpec
 from sam_bench.tasks.base import Task
 
 DEFAULTS = {"grounder": "clip", "clip_checkpoint": None, "clip_arch": DEFAULT_ARCH, "clip_template": "{}",
@@ -47,7 +48,8 @@ class TextToMaskTask(Task):
                    "native text prompts): mIoU, cIoU, Pr@0.5/0.7/0.9 on RefCOCO-style data")
     model_kinds = ("promptable", "text")
     default_datasets = ("synthetic",)
-    higher_is_better = {**HIGHER_IS_BETTER, "found": True}
+    metrics = (*(MetricSpec(k, "percent", higher_is_better=v) for k, v in HIGHER_IS_BETTER.items()),
+               MetricSpec("found", "percent"), MetricSpec("num_expressions", "count", higher_is_better=None))
 
     def __init__(self, **config: Any):
         merged = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}}
