@@ -96,6 +96,8 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     rank, size = distributed.init()
     datasets = list(datasets)
     unique_names(datasets)
+    for ds in datasets:
+        task.prepare(ds)
     with RunLock(out, enabled=rank == 0):
         return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
                          max_skip_fraction=max_skip_fraction)
@@ -157,11 +159,18 @@ def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: 
     return results
 
 
+def _entry_level(skip: dict) -> bool:
+    """A skip of one annotation or detection inside an item, not of the item itself."""
+    item = str(skip.get("item", ""))
+    return "#ann" in item or "#det" in item
+
+
 def _item_skips(ds: Dataset, skips: list[dict]) -> tuple[int, int]:
-    """(skipped items that count, items that count): annotation-level skips and the images a dataset
-    card declares absent (``meta["declared_absent"]``) are reported but not counted."""
-    item_level = [s for s in skips if "#ann" not in str(s.get("item", ""))]
-    absent = sum(1 for m in ds.missing if "#ann" not in str(m.get("item", "")))
+    """(skipped items that count, images declared absent): entry-level skips (annotations ``#ann``,
+    detections ``#det``) and the images a dataset card declares absent (``meta["declared_absent"]``)
+    are reported but not counted."""
+    item_level = [s for s in skips if not _entry_level(s)]
+    absent = sum(1 for m in ds.missing if not _entry_level(m))
     declared = min(int(ds.meta.get("declared_absent", 0) or 0), absent)
     return len(item_level) - declared, declared
 

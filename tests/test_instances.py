@@ -89,7 +89,8 @@ def test_oracle_with_gt_boxes_gives_ap_100_and_refines_in_batches(tmp_path):
     model = Oracle(oracle_for(ds), prompt_batch=2)
     res = evaluate(InstancesTask(), model, [ds], tmp_path / "run", progress=False)
     m = res["datasets"][ds.name]["metrics"]
-    assert m == pytest.approx({k: 100.0 for k in COCO_KEYS}, abs=1e-9)
+    assert {k: m[k] for k in COCO_KEYS} == pytest.approx({k: 100.0 for k in COCO_KEYS}, abs=1e-9)
+    assert m["inputs"] == {"gt": {"annotations": 18, "left_out": 0, "reasons": {}}}
     n_boxes = 6 + 6 + 5  # the first image's last annotation is a crowd: not prompted
     assert model.decoded_prompts == 2 * n_boxes
     assert model.decoder_calls == 2 * (3 + 3 + 3)  # ceil(B / 2) per pass per image
@@ -107,7 +108,7 @@ def test_lvis_gt_boxes_ap_100(tmp_path):
     res = evaluate(InstancesTask(), Oracle(oracle_for(ds)), [ds], tmp_path / "run", progress=False)
     d = res["datasets"][ds.name]
     assert d["metrics"]["ap"] == pytest.approx(100.0) and d["metrics"]["ap_rare"] == pytest.approx(100.0)
-    assert set(d["metrics"]) == set(COCO_KEYS) | {"ap_rare", "ap_common", "ap_frequent"}
+    assert set(d["metrics"]) == set(COCO_KEYS) | {"ap_rare", "ap_common", "ap_frequent", "inputs"}
     assert d["num_items"] == 2 and d["skips"][0]["item"] == "102"
 
 
@@ -154,7 +155,7 @@ def test_detector_boxes_with_grabcut_equal_pycocotools_on_the_results_file(tmp_p
     ref = lambda p: 100 * p[p > -1].mean() if (p > -1).any() else math.nan
     want = {"ap": ref(prec[..., 0]), "ap50": ref(prec[0, ..., 0]), "ap75": ref(prec[5, ..., 0]),
             "ap_small": ref(prec[..., 1]), "ap_medium": ref(prec[..., 2]), "ap_large": ref(prec[..., 3])}
-    assert ours == pytest.approx(want, abs=1e-6, nan_ok=True)
+    assert {k: ours[k] for k in COCO_KEYS} == pytest.approx(want, abs=1e-6, nan_ok=True)
     assert 5 < ours["ap"] < 95  # GrabCut on flat-coloured shapes: good, not perfect
 
 
@@ -203,14 +204,20 @@ def test_lvis_results_match_lvis_eval_directly(tmp_path):
         assert ours[mine] == pytest.approx(want, abs=1e-6, nan_ok=True), mine
 
 
+def parse(argv):
+    from sam_bench.cli import build_parser
+
+    return build_parser(argv).parse_args(argv)
+
+
 def test_cli_options_reach_the_task(tmp_path):
     from sam_bench.cli import build_parser
 
-    args = build_parser().parse_args(["run", "instances_lvis", "--model", "m", "--no-refine"])
+    args = parse(["run", "instances_lvis", "--model", "m", "--no-refine"])
     task = InstancesTask(**{k: getattr(args, k) for k in args.task_options})
     assert task.config == {"boxes": "gt", "max_dets": 300, "refine": False}
     dets = tmp_path / "d.json"
     dets.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 4, 4], "score": 0.5}]))
-    args = build_parser().parse_args(["run", "instances", "--model", "m", "--boxes", str(dets)])
+    args = parse(["run", "instances", "--model", "m", "--boxes", str(dets)])
     task = InstancesTask(**{k: getattr(args, k) for k in args.task_options})
     assert task.config["boxes"] == str(dets.resolve()) and task.config["max_dets"] is None

@@ -224,13 +224,19 @@ def test_lvis_val100_perfect_proposals_and_missing_images(data_root, tmp_path):
     assert m["metrics"]["ar1000"] == pytest.approx(100.0)
 
 
+def parse(argv):
+    from sam_bench.cli import build_parser
+
+    return build_parser(argv).parse_args(argv)
+
+
 def test_cli_preset_options_reach_the_task():
     from sam_bench.cli import build_parser
 
-    args = build_parser().parse_args(["run", "proposals_single_output", "--model", "m", "--grid", "32"])
+    args = parse(["run", "proposals_single_output", "--model", "m", "--grid", "32"])
     task = ProposalsTask(**{k: getattr(args, k) for k in args.task_options})
     assert (task.config["grid"], task.config["nms_thresh"], task.config["ranking"], task.config["multimask"]) == \
         (32, 0.95, "random", False)
-    args = build_parser().parse_args(["run", "proposals", "--model", "m", "--single-output", "--top-k", "100"])
+    args = parse(["run", "proposals", "--model", "m", "--single-output", "--top-k", "100"])
     cfg = ProposalsTask(**{k: getattr(args, k) for k in args.task_options}).amg_config()
     assert (cfg.points_per_side, cfg.multimask, cfg.top_k, cfg.nms) == (64, False, 100, "mask")

@@ -8,7 +8,8 @@ Image files are resolved per image entry: v0.5 names (``COCO_val2014_<id>.jpg``)
 (``<dir>/<id:012d>.jpg``, ``<dir>/<split>/...``, ``<dir>/../<split>/...``). Absent images are
 listed in ``Dataset.missing``; ``Dataset.meta["image_ids"]`` holds the ids of present ones, so an
 evaluator can restrict the ground truth to them. Each item's ``meta`` keeps
-``neg_category_ids`` and ``not_exhaustive_category_ids``.
+``neg_category_ids`` and ``not_exhaustive_category_ids``. Entries are checked at open time as for
+COCO (``sam_bench.data.coco.instance_dataset``); ``Dataset.gt`` holds the usable ones.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ def open_lvis(ann_json: str | Path, image_dir: str | Path | None = None, *, name
     Images without annotations are kept (LVIS evaluation counts them via negative categories).
     """
     ann_json, data, image_dir = read_instances(ann_json, image_dir, check_lvis_dict)
-    api = lvis_from_dict(data)
-    ds = instance_dataset(api.dataset, image_dir, name=name or f"lvis:{ann_json.stem}", fmt="lvis",
+    ds = instance_dataset(data, image_dir, name=name or f"lvis:{ann_json.stem}", fmt="lvis",
                           gt_json=ann_json, image_meta=LVIS_IMAGE_KEYS)
     ds.domain = domain
     ds.meta["lvis_version"] = "v0.5" if any(str(i.get("file_name", "")).startswith("COCO_")

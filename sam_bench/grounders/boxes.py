@@ -49,8 +49,14 @@ def load_boxes_file(path: str | Path) -> dict[str, dict]:
     for pid, e in entries:
         if not isinstance(e, dict) or "boxes" not in e:
             raise ConfigError(f"--boxes-file {path}: entry {pid!r} has no 'boxes'")
-        boxes = np.asarray(e["boxes"], dtype=np.float64).reshape(-1, 4) if len(e["boxes"]) else np.zeros((0, 4))
-        scores = np.asarray(e.get("scores", [1.0] * len(boxes)), dtype=np.float64).reshape(-1)
+        try:
+            boxes = np.asarray(e["boxes"], dtype=np.float64).reshape(-1, 4) if len(e["boxes"]) else np.zeros((0, 4))
+            scores = np.asarray(e.get("scores", [1.0] * len(boxes)), dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--boxes-file {path}: entry {pid!r}: boxes must be [x0, y0, x1, y1] numbers and "
+                              f"scores numbers") from None
+        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+            raise ConfigError(f"--boxes-file {path}: entry {pid!r} has a box or score that is not a finite number")
         if len(scores) != len(boxes):
             raise ConfigError(f"--boxes-file {path}: entry {pid!r} has {len(boxes)} boxes but {len(scores)} scores")
         if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():

@@ -128,6 +128,8 @@ def coco_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: It
     ``max_dets``: results kept per image, highest scores first (COCO: 100).
     """
     gt = load_gt(gt)
+    for a in gt["annotations"]:
+        a.setdefault("iscrowd", 0)  # COCO's default; COCOeval would raise KeyError after all the compute
     ids = _image_ids(gt, image_ids)
     keep = set(ids)
     results = top_per_image([r for r in _clean_results(results) if r["image_id"] in keep], max_dets)

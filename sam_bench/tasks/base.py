@@ -60,6 +60,10 @@ class Task:
             raise ConfigError(f"task {self.name!r} takes {' or '.join(self.model_kinds)} models; "
                               f"{model.info.name!r} is a {model.kind} model")
 
+    def prepare(self, dataset: Dataset) -> None:
+        """Check task inputs against an opened dataset before its items run (e.g. detections against
+        its images and categories), recording refused entries in ``dataset.missing``. Idempotent."""
+
     def process(self, model: Any, item: Item, sample: Sample) -> dict:
         """The record for one item; the model's image is already set to ``sample.image``.
 

@@ -5,15 +5,22 @@ the model. Per chunk of boxes (the model's prompt batch): one multimask call, th
 highest predicted IoU, then one refinement call feeding that mask's low-res logits and the box
 back for a single mask (``--no-refine`` skips it). Score = detector score (ground-truth boxes:
 1.0); category = the box's. The record of an image is its COCO results (compressed RLE), scored
-by pycocotools' COCOeval or the lvis LVISEval by ``Dataset.format`` against the dataset's
-annotation file, restricted to the evaluated images. ``outputs`` also writes every dataset's
-results as ``segm_results.<dataset>.json`` for other tools.
+by pycocotools' COCOeval or the lvis LVISEval by ``Dataset.format`` against exactly the ground
+truth the model was given: the annotations that passed the reader's open-time checks
+(``Dataset.gt``), less those that rasterised to empty masks on loading, restricted to the
+evaluated images. ``outputs`` also writes every dataset's results as
+``segm_results.<dataset>.json`` for other tools.
+
+Detections are checked entry by entry when the file is read and against each dataset in
+``prepare`` (the runner's hook, before the dataset's items run): a refused entry is a skip naming
+the file, its index and why (``sam_bench.data.detections``). ``evaluate`` adds ``inputs``, not a
+metric: ``{"gt": {"annotations", "left_out", "reasons"}, "detections": {"used", "left_out",
+"other_images", "reasons"}}``, the counts of what was scored and what was left out.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -23,8 +30,12 @@ import pandas as pd
 import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
+from sam_bench.data.detections import (CheckedDetections, check_detections, detection_counts, detection_skips,
+                                       read_detections)
+from sam_bench.data.validate import count_codes, detection_image_problem
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.metrics.coco_eval import coco_mask_ap, load_gt, lvis_mask_ap, rle_encode
+from sam_bench.metrics.spec import MetricSpec
 from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
@@ -32,27 +43,6 @@ log = logging.getLogger("sam_bench")
 DEFAULTS = {"boxes": "gt", "max_dets": None, "refine": True}
 MAX_DETS = {"coco": 100, "lvis": 300}  # the benchmarks' own per-image limits
 TABLE5 = {"AP": "ap", "APs": "ap_small", "APm": "ap_medium", "APl": "ap_large"}
-
-
-def load_detections(path: str | Path) -> dict[int, list[dict]]:
-    """{image_id: detections} from a COCO results JSON (image_id, category_id, bbox XYWH, score)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--boxes {path}: no such file (give a COCO results JSON, or 'gt')")
-    try:
-        dets = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--boxes {path}: not valid JSON ({exc})") from None
-    if not isinstance(dets, list):
-        raise ConfigError(f"--boxes {path}: expected a list of detections (COCO results format)")
-    out: dict[int, list[dict]] = {}
-    for k, d in enumerate(dets):
-        if not isinstance(d, dict) or any(key not in d for key in ("image_id", "category_id", "bbox", "score")):
-            raise ConfigError(f"--boxes {path}: entry {k} lacks image_id, category_id, bbox or score")
-        if len(d["bbox"]) != 4 or d["bbox"][2] < 0 or d["bbox"][3] < 0:
-            raise ConfigError(f"--boxes {path}: entry {k} has bbox {d['bbox']}; want [x, y, w, h] with w, h >= 0")
-        out.setdefault(d["image_id"], []).append(d)
-    return out
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -66,16 +56,23 @@ class InstancesTask(Task):
     description = "instance segmentation from detector (or ground-truth) boxes: COCO / LVIS mask AP (paper Table 5)"
     model_kinds = ("promptable",)
     default_datasets = ("COCO",)
+    # size and frequency groups are undefined on images without such an object (LVIS alone has rare/common)
+    metrics = (*(MetricSpec(k, "percent") for k in ("ap", "ap50", "ap75")),
+               MetricSpec("ap_*", "percent", required=False),
+               MetricSpec("inputs.*", "count", higher_is_better=None, required=False))
 
     def __init__(self, **config):
         super().__init__(**{**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}})
         c = self.config
         if c["max_dets"] is not None and c["max_dets"] < 1:
             raise ConfigError(f"--max-dets must be positive, got {c['max_dets']}")
-        self._detections: dict | None = None
-        if c["boxes"] != "gt":
-            self._detections = load_detections(c["boxes"])
+        self._detections = None if c["boxes"] == "gt" else read_detections(c["boxes"])
+        if self._detections is not None:
             c["boxes"] = str(Path(c["boxes"]).resolve())
+        self._checked: dict[int, CheckedDetections] = {}  # id(dataset) -> its detections
+        self._prepared: set[int] = set()
+        self._by_image = self._detections.by_image() if self._detections is not None else {}
+        self._warned = False
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
@@ -99,9 +96,40 @@ class InstancesTask(Task):
                 raise BadInput(f"{item.id}: --boxes gt needs a bbox and category on every annotation")
             boxes = xywh_to_xyxy([i.bbox for i in insts])
             return boxes, [i.category_id for i in insts], [1.0] * len(insts)
-        dets = sorted(self._detections.get(item.image_id, []), key=lambda d: -d["score"])[: self._limit()]
-        return xywh_to_xyxy([d["bbox"] for d in dets]), [d["category_id"] for d in dets], \
-            [float(d["score"]) for d in dets]
+        dets = sorted(self._image_detections(item, sample), key=lambda kd: -kd[1]["score"])[: self._limit()]
+        return xywh_to_xyxy([d["bbox"] for _, d in dets]), [d["category_id"] for _, d in dets], \
+            [float(d["score"]) for _, d in dets]
+
+    def _check(self, dataset: Dataset) -> CheckedDetections:
+        """The detections checked against ``dataset``'s images and categories (once per dataset)."""
+        if id(dataset) not in self._checked:
+            self._checked[id(dataset)] = check_detections(self._detections, image_sizes(dataset),
+                                                          set(dataset.categories) or None)
+        return self._checked[id(dataset)]
+
+    def prepare(self, dataset: Dataset) -> None:
+        """Check the detections against ``dataset`` before its items run (the runner's hook):
+        each refused one becomes a skip in ``dataset.missing``, each item keeps its usable ones."""
+        if self._detections is None or id(dataset) in self._prepared:
+            return
+        self._prepared.add(id(dataset))
+        checked = self._check(dataset)
+        dataset.missing += detection_skips(self._detections, checked, dataset.name)
+        for item in dataset.items:
+            item.meta["detections"] = checked.by_image.get(item.image_id, [])
+
+    def _image_detections(self, item: Item, sample: Sample) -> list[tuple[int, dict]]:
+        """(index, entry) of the item's usable detections: as ``prepare`` left them, else checked
+        here against the image alone (categories are then checked when scoring)."""
+        if "detections" in item.meta:
+            return item.meta["detections"]
+        if not self._warned:
+            log.warning("--boxes %s: detections were not checked against the dataset before the run "
+                        "(InstancesTask.prepare); their categories are checked when scoring", self.config["boxes"])
+            self._warned = True
+        h, w = sample.image.shape[:2]
+        return [(k, d) for k, d in self._by_image.get(item.image_id, [])
+                if detection_image_problem(d, h, w, None) is None]
 
     def segment(self, model, boxes: np.ndarray) -> list[dict]:
         """RLEs for (B, 4) XYXY boxes on the model's current image, 64 boxes (or the model's prompt
@@ -123,20 +151,32 @@ class InstancesTask(Task):
         h, w = sample.image.shape[:2]
         boxes = np.clip(boxes, 0, [w, h, w, h])  # detector boxes may reach past the border
         rles = self.segment(model, boxes) if len(boxes) else []
-        return {"image_id": item.image_id,
-                "results": [{"image_id": item.image_id, "category_id": c, "segmentation": r, "score": s}
-                            for c, r, s in zip(cats, rles, scores)]}
+        record = {"image_id": item.image_id,
+                  "results": [{"image_id": item.image_id, "category_id": c, "segmentation": r, "score": s}
+                              for c, r, s in zip(cats, rles, scores)]}
+        if item.meta.get("dropped_empty_annotations"):
+            record["gt_left_out"] = list(item.meta["dropped_empty_annotations"])  # not scored either
+        return record
 
-    def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
+    def evaluate(self, dataset: Dataset, records: list[dict]) -> dict:
+        """Mask AP against exactly the ground truth the model was given (``ground_truth``), plus
+        ``inputs``: what was scored and left out ({"gt": ..., "detections": ...}), not a metric."""
         ids = [r["image_id"] for r in records]
         results = [res for r in records for res in r["results"]]
-        if self._detections is not None and not results:
-            log.warning("%s: no detection of %s names an evaluated image id", dataset.name, self.config["boxes"])
-        gt = ground_truth(dataset, ids)
+        dropped = [(r["image_id"], a) for r in records for a in r.get("gt_left_out", [])]
+        inputs = {}
+        if self._detections is not None:
+            known = set(dataset.categories)
+            if known:  # only unprepared runs have results of other categories
+                results = [res for res in results if res["category_id"] in known]
+            inputs["detections"] = detection_counts(self._detections, self._check(dataset), ids)
+            if not results:
+                log.warning("%s: no detection of %s names an evaluated image id", dataset.name, self.config["boxes"])
+        gt = ground_truth(dataset, ids, dropped)
+        inputs["gt"] = gt_counts(dataset, ids, gt, dropped)
         limit = self._limit(dataset.format)
-        if dataset.format == "lvis":
-            return lvis_mask_ap(gt, results, image_ids=ids, max_dets=limit)
-        return coco_mask_ap(gt, results, image_ids=ids, max_dets=limit)
+        score = lvis_mask_ap if dataset.format == "lvis" else coco_mask_ap
+        return {**score(gt, results, image_ids=ids, max_dets=limit), "inputs": dict(sorted(inputs.items()))}
 
     def outputs(self, results: dict, out_dir: Path) -> list[Path]:
         """Table 5 (paper rows beside ours) and each dataset's COCO results file."""
@@ -153,10 +193,11 @@ class InstancesTask(Task):
             path = out_dir / f"segm_results.{_slug(name)}.json"
             atomic_write_text(path, dumps(segm))
             written.append(path)
-        rows = {}
+        rows, sources = {}, []
         for preset, bench in (("instances_coco", "COCO"), ("instances_lvis", "LVIS")):
             try:
                 for r in paper_rows(preset):
+                    sources.append(r)
                     row = rows.setdefault(r["method"], {"method": r["method"], "boxes": "ViTDet-H (paper)"})
                     row.update({f"{bench} {col}": r.get(key, math.nan) for col, key in TABLE5.items()})
             except ConfigError:
@@ -174,7 +215,8 @@ class InstancesTask(Task):
         df = df.reindex(columns=cols)
         df = df.astype(object).where(df.notna(), None)  # write_table's Markdown prints NaN as 'nan'; None as '-'
         written += write_table(df, out_dir, "table5_instances",
-                               caption="Instance segmentation from boxes, mask AP (paper Table 5)")
+                               caption="Instance segmentation from boxes, mask AP (paper Table 5)",
+                               results=results, sources=sources)
         return written
 
 
@@ -182,13 +224,24 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
 
 
-def ground_truth(dataset: Dataset, image_ids: list) -> dict:
-    """The dataset's annotation file restricted to ``image_ids`` (or, without a file, the items' instances)."""
-    keep = set(image_ids)
-    if dataset.gt_json is not None:
-        gt = load_gt(dataset.gt_json)
+def image_sizes(dataset: Dataset) -> dict:
+    """{image id: (height, width)} of the images the dataset lists (checked ground truth, else its items)."""
+    if dataset.gt is not None:
+        return {im["id"]: (int(im["height"]), int(im["width"])) for im in dataset.gt.data["images"]}
+    return {it.image_id: (it.height, it.width) for it in dataset.items
+            if it.image_id is not None and it.height and it.width}
+
+
+def ground_truth(dataset: Dataset, image_ids: list, dropped: list = ()) -> dict:
+    """The ground truth of ``image_ids``: the dataset's checked annotations (``Dataset.gt``), else its
+    annotation file, else its items' instances; without the ``dropped`` (image id, annotation id)
+    pairs (annotations that rasterised to empty masks when loaded)."""
+    keep, drop = set(image_ids), set(dropped)
+    if dataset.gt is not None or dataset.gt_json is not None:
+        gt = dataset.gt.data if dataset.gt is not None else load_gt(dataset.gt_json)
         return {**gt, "images": [im for im in gt["images"] if im["id"] in keep],
-                "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
+                "annotations": [a for a in gt["annotations"] if a["image_id"] in keep
+                                and (a["image_id"], a["id"]) not in drop]}
     images, anns = [], []
     for item in dataset.items:
         if item.image_id not in keep:
@@ -201,3 +254,12 @@ def ground_truth(dataset: Dataset, image_ids: list) -> dict:
     cats = [{"id": cid, **meta} for cid, meta in dataset.categories.items()] or \
         [{"id": c} for c in sorted({a["category_id"] for a in anns})]
     return {"images": images, "annotations": anns, "categories": cats}
+
+
+def gt_counts(dataset: Dataset, image_ids: list, gt: dict, dropped: list = ()) -> dict:
+    """{"annotations": scored, "left_out": refused annotations of ``image_ids``, "reasons": {code: n}}."""
+    keep = set(image_ids)
+    left = [code for img, _, code in (dataset.gt.left_out if dataset.gt is not None else []) if img in keep]
+    left += ["empty_mask"] * len(set(dropped))
+    return {"annotations": len(gt["annotations"]), "left_out": len(left),
+            "reasons": count_codes(left)}
