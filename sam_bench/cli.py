@@ -36,13 +36,17 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", required=True, help="registered model name (see `sam-bench models list`), "
                    "or edges-from:DIR for precomputed edge maps")
-    g.add_argument("--checkpoint", help="checkpoint file (default: the official file in the cache dir)")
+    g.add_argument("--checkpoint", help="checkpoint file (default: the official file in the cache dir); for hf-sam "
+                   "and sam3 a save_pretrained folder or a Hugging Face model id in the local HF cache")
     g.add_argument("--untrained", action="store_true",
                    help="build the real architecture with random weights (latency and code paths; "
                         "every result says so)")
     g.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when available, else CPU)")
     g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision")
     g.add_argument("--prompt-batch", type=int, help="prompts per decoder call (default: chosen per device)")
+    g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model's own option, e.g. variant=t for sam2 (repeatable; each model's options and "
+                        "defaults: `sam-bench models list`); recorded in results.json")
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -175,13 +179,18 @@ def run_main(args: argparse.Namespace) -> int:
 
     if args.task_cls is None:
         raise SamBenchError(f"task {args.task!r} is not built in this install: {args.not_built}")
+    from sam_bench.models.options import parse_pairs
+
     options = {k: getattr(args, k) for k in args.task_options}
     if args.split:
         options["split"] = args.split
-    out = args.out or str(Path("runs") / _slug(f"{args.task}-{args.model}{'-untrained' if args.untrained else ''}"))
+    model_options = parse_pairs(args.model_option)
+    chosen = "".join(f"-{k}_{v}" for k, v in model_options.items())
+    out = args.out or str(Path("runs") / _slug(f"{args.task}-{args.model}{chosen}"
+                                               f"{'-untrained' if args.untrained else ''}"))
     results = run_task(args.task_name, args.model, datasets=args.dataset, data_root=args.data_root, out=out,
                        limit=args.limit, checkpoint=args.checkpoint, untrained=args.untrained, device=args.device,
-                       dtype=args.dtype, prompt_batch=args.prompt_batch,
+                       dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
                        max_skip_fraction=args.max_skip_fraction, **options)
     if results is None:

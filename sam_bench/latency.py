@@ -34,18 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-batch", type=int, nargs="+", metavar="B",
                    help="decoder batch sizes to time (default: the model's own choice)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="model-specific option, e.g. variant=t for sam2 (repeatable)")
+                   help="a model's own option, e.g. variant=t for sam2, given to every --model (repeatable; "
+                        "options and defaults: `sam-bench models list`)")
     p.add_argument("--out", default="runs/latency", help="output folder (default: runs/latency)")
-
-
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--model-option {pair!r}: expected KEY=VALUE")
-        k, v = pair.split("=", 1)
-        out[k] = {"true": True, "false": False}.get(v.lower(), v)
-    return out
 
 
 def _sync(device) -> None:
@@ -101,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
 
     from sam_bench.config import resolve_device
     from sam_bench.models.base import build_model
+    from sam_bench.models.options import parse_pairs
     from sam_bench.reports.tables import write_table
     from sam_bench.results import atomic_write_json, provenance
 
@@ -109,18 +101,21 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     h, w = args.image_size
     image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    options = parse_pairs(args.model_option)
+    shown = " ".join(f"{k}={v}" for k, v in options.items())
     rows = []
     for name in args.model:
         for dtype in args.dtype:
             model = build_model(name, checkpoint=args.checkpoint, untrained=args.untrained, device=str(device),
-                                dtype=dtype, **_options(args.model_option))
+                                dtype=dtype, **options)
             if "promptable" not in getattr(model, "kinds", ()):
                 raise ConfigError(f"latency times promptable models; {name!r} is a {model.kind} model")
             info = model.info.as_dict()
             weights = "random weights" if info.get("untrained") else Path(info.get("checkpoint") or "-").name
             for r in measure(model, image, args.images, args.prompts, args.prompt_batch):
-                rows.append({"model": name, "weights": weights, "device": str(device), "dtype": dtype, **r})
-                print(f"{name} [{weights}] {device} {dtype}: encoder {r['encoder_ms_per_image']:.1f} ms/image, "
+                rows.append({"model": name, **({"options": shown} if shown else {}), "weights": weights,
+                             "device": str(device), "dtype": dtype, **r})
+                print(f"{name}{' ' + shown if shown else ''} [{weights}] {device} {dtype}: encoder {r['encoder_ms_per_image']:.1f} ms/image, "
                       f"decoder {r['decoder_ms_per_prompt']:.2f} ms/prompt at batch {r['prompt_batch']}")
             del model
     out = Path(args.out)

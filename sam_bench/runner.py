@@ -216,8 +216,8 @@ def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list
         metrics = task.evaluate(ds, [{"item": ln["item"], **ln["record"]} for ln in ok]) if ok else {}
         counted, declared = _item_skips(ds, skips)
         per_ds[ds.name] = {"metrics": metrics, "undefined": mark_undefined(metrics), "num_items": len(ok),
-                           "num_skipped": len(skips), "num_skipped_counted": counted, "declared_absent": declared,
-                           "skips": skips}
+                           "num_available": len(ds.items), "num_skipped": len(skips),
+                           "num_skipped_counted": counted, "declared_absent": declared, "skips": skips}
     agg = task.aggregate({k: v["metrics"] for k, v in per_ds.items() if v["metrics"]})
     return {"schema_version": SCHEMA_VERSION, "task": task.name, "model": model_info,
             "untrained": bool(model_info.get("untrained")), "config": task.config, "limit": limit,

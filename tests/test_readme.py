@@ -35,7 +35,7 @@ def readme_commands() -> list[list[str]]:
 
 
 COMMANDS = readme_commands()
-DATASETS_HERE = {"GrabCut", "Berkeley", "COCO_MVal", "BSDS500", "LVIS_v0.5_val100", "COCO_tiny"}
+DATASETS_HERE = {"synthetic", "GrabCut", "Berkeley", "COCO_MVal", "BSDS500", "LVIS_v0.5_val100", "COCO_tiny"}
 
 
 def needs_absent_data(argv: list[str]) -> bool:
@@ -53,7 +53,7 @@ def cheap(argv: list[str]) -> bool:
     if argv[0] in ("tasks", "models", "datasets") and argv[1:2] == ["list"]:
         return True
     if argv[0] == "run":
-        return "--limit" in argv and not needs_absent_data(argv)
+        return "--limit" in argv and "--dataset" in argv and not needs_absent_data(argv)
     return False
 
 
@@ -91,7 +91,7 @@ def test_cheap_readme_commands_run(scratch, argv):
 
 def test_readme_quick_reproduce_compare_report(scratch):
     """The CI regression run as the README shows it: reproduce --quick, compare with the baseline, report."""
-    chain = [c for c in COMMANDS if c[:2] == ["reproduce", "--quick"] or c[0] in ("compare", "report")]
+    chain = [c for c in COMMANDS if c[:3] == ["reproduce", "--quick", "--out"] or c[0] in ("compare", "report")]
     assert [c[0] for c in chain] == ["reproduce", "compare", "report"]
     for argv in chain:
         assert main(argv + (["--no-progress"] if argv[0] == "reproduce" else [])) == 0, argv

@@ -364,14 +364,22 @@ def build_model(name: str, *, checkpoint: str | None = None, untrained: bool = F
                 device: str | torch.device | None = None, dtype: str | None = None, **options: Any):
     """Build the adapter registered as ``name`` (``edges-from:DIR`` passes DIR as ``path``).
 
-    Builders take keyword arguments ``checkpoint``, ``untrained``, ``device``, ``dtype`` and any
-    model-specific options, and return a PromptableModel, EdgeModel or ProposalModel.
+    Builders take keyword arguments ``checkpoint``, ``untrained``, ``device``, ``dtype`` and their
+    declared options (``sam_bench.models.options``: unknown keys are refused, text values typed),
+    and return a PromptableModel, EdgeModel or ProposalModel whose info records the options set.
     """
     from sam_bench import registry
     from sam_bench.config import resolve_device
+    from sam_bench.models.options import BUILD_ARGS, check_options, options_of, record_options
 
     base, _, arg = name.partition(":")
     builder = registry.get_model_builder(base)
     if arg:
         options["path"] = arg
-    return builder(checkpoint=checkpoint, untrained=untrained, device=resolve_device(device), dtype=dtype, **options)
+    build = {k: options.pop(k) for k in list(options) if k in BUILD_ARGS}  # prompt_batch
+    spec = options_of(builder)
+    chosen = check_options(base, spec, options)
+    model = builder(checkpoint=checkpoint, untrained=untrained, device=resolve_device(device), dtype=dtype,
+                    **build, **chosen)
+    record_options(model, spec, chosen)
+    return model

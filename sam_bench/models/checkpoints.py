@@ -81,6 +81,7 @@ MODEL_KINDS: dict[str, tuple[str, str | None]] = {
     "hf-sam": ("promptable", "hf"), "sam2": ("promptable", "sam2"), "hq-sam": ("promptable", "hq"),
     "grabcut": ("promptable", None), "sobel": ("edges", None), "canny": ("edges", None),
     "felzenszwalb": ("edges, proposals", None), "edges-from": ("edges", None),
+    "slic-proposals": ("proposals", None), "sam3": ("text", "hf"),
 }
 
 
@@ -290,6 +291,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="checkpoint file (official file name)")
 
 
+def _option_keys(name: str) -> str:
+    """The keys ``--model-option`` accepts for ``name`` (its builder's declaration; nothing is built)."""
+    from sam_bench import registry
+    from sam_bench.errors import NotBuilt
+    from sam_bench.models.options import options_of
+
+    try:
+        spec = options_of(registry.get_model_builder(name))
+    except NotBuilt:
+        return "(not built)"
+    return "any" if spec is None else ", ".join(spec) or "-"
+
+
 def _rows(cache: str | None) -> list[dict]:
     from sam_bench import registry
 
@@ -297,18 +311,20 @@ def _rows(cache: str | None) -> list[dict]:
     names = registry.names("models")
     for name in names:
         kinds, extra = MODEL_KINDS.get(name, ("?", None))
+        options = _option_keys(name)
         ckpts = [c for c in CHECKPOINTS.values() if c.model == name]
         if not ckpts:
-            rows.append({"model": name, "kind": kinds, "checkpoint": "-", "file": "-", "present": "-",
-                         "extra": extra or "-"})
+            rows.append({"model": name, "kind": kinds, "options": options, "checkpoint": "-", "file": "-",
+                         "present": "-", "extra": extra or "-"})
         for c in ckpts:
             present = (checkpoint_dir(cache) / c.filename).is_file()
-            rows.append({"model": name, "kind": kinds, "checkpoint": c.name, "file": c.filename,
+            rows.append({"model": name, "kind": kinds, "options": options, "checkpoint": c.name, "file": c.filename,
                          "present": "yes" if present else "no", "extra": c.extra or extra or "-"})
     for c in CHECKPOINTS.values():
         if c.model not in names:
             present = (checkpoint_dir(cache) / c.filename).is_file()
-            rows.append({"model": f"({c.model})", "kind": "promptable", "checkpoint": c.name, "file": c.filename,
+            rows.append({"model": f"({c.model})", "kind": "promptable", "options": "-", "checkpoint": c.name,
+                         "file": c.filename,
                          "present": "yes" if present else "no", "extra": c.note or "-"})
     return rows
 
@@ -319,6 +335,7 @@ def main(args: argparse.Namespace) -> int:
 
         print(pd.DataFrame(_rows(args.cache_dir)).to_markdown(index=False))
         print(f"\ncheckpoint cache: {checkpoint_dir(args.cache_dir)}")
+        print("options: --model-option KEY=VALUE on run, latency and reproduce; a wrong key lists the defaults")
         return 0
     if args.action == "download":
         for name in args.names:

@@ -24,7 +24,8 @@ import numpy as np
 
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import EdgeModel, ModelInfo, ProposalModel
-from sam_bench.models.edges import _check_options, _no_weights
+from sam_bench.models.edges import _no_weights
+from sam_bench.models.options import declare, defaults_of
 from sam_bench.models.slic_proposals import adjacency
 
 log = logging.getLogger("sam_bench")
@@ -135,10 +136,10 @@ class Felzenszwalb(EdgeModel, ProposalModel):
         return masks, scores
 
 
+@declare("felzenszwalb", options=defaults_of(Felzenszwalb))
 def build_felzenszwalb(checkpoint: str | None = None, untrained: bool = False, device: Any = None,
                        dtype: str | None = None, **opts: Any) -> Felzenszwalb:
-    """``felzenszwalb``; options scales, sigma, min_size, proposal_scales, merge_pairs, max_side."""
+    """``felzenszwalb``; options (``Felzenszwalb``'s keywords) scales, sigma, min_size, proposal_scales,
+    merge_pairs, max_side."""
     _no_weights("felzenszwalb", checkpoint, untrained)
-    _check_options("felzenszwalb", opts, {"scales", "sigma", "min_size", "proposal_scales", "merge_pairs",
-                                          "max_side"})
     return Felzenszwalb(**opts)

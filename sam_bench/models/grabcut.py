@@ -6,6 +6,10 @@ Every prompt runs ``cv2.grabCut`` on a downscaled working copy of the image (lon
 
 - box only: ``GC_INIT_WITH_RECT`` (outside sure background, inside probable foreground); when GrabCut
   leaves nothing in the box (colours alike inside and out), the filled box is the answer;
+- ``mask_input`` without clicks (with or without a box; the instances task's refinement): the
+  prior's foreground (logits > 0, inside the box) more than ``sure_radius`` from its boundary is
+  sure foreground, the background beyond that band sure background, and GrabCut re-decides the
+  band only; when it keeps nothing of the band, the prior is the answer (see ``_refine``);
 - otherwise a label map and ``GC_INIT_WITH_MASK``. Start: probable background everywhere, or,
   with a box, sure background outside it and probable foreground inside, or, with
   ``mask_input``, probable foreground where its logits are > 0 and probable background elsewhere.
@@ -13,7 +17,7 @@ Every prompt runs ``cv2.grabCut`` on a downscaled working copy of the image (lon
   disk of radius ``sure_radius`` at each negative click, and a sure-foreground disk of radius
   ``sure_radius`` at each positive click (later steps win where they overlap). A positive
   click's probable disk stops short of the nearest negative click's sure disk, so a correction
-  is never buried under probable foreground.
+  is never buried under probable foreground. An empty result falls back to this start.
 
 Radii are in working-copy pixels: ``sure_radius`` = 3; ``r`` is a fraction of the working
 copy's shorter side, ``probable_radii`` = (0.1, 0.2, 0.3) (chosen from two coarse grids on a
@@ -44,6 +48,7 @@ import torch
 
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import LOW_RES, ModelInfo, Prediction, PromptableModel
+from sam_bench.models.options import declare, defaults_of
 
 log = logging.getLogger("sam_bench")
 
@@ -119,6 +124,8 @@ class GrabCutModel(PromptableModel):
             # GrabCut may give the whole box to the background (an object whose colours match its
             # surroundings): the box itself is then a better answer than nothing
             return fg if fg.any() else box_mask
+        if prior is not None and not has_points:
+            return self._refine(prior, rect)
         labels = prior.copy() if prior is not None else np.full((h, w), cv2.GC_PR_BGD, np.uint8)
         if rect is not None:
             inside = np.zeros((h, w), bool)
@@ -142,7 +149,38 @@ class GrabCutModel(PromptableModel):
                 cv2.circle(labels, (int(x), int(y)), self.sure_radius, cv2.GC_BGD, -1)
             for (x, y) in xy[pos]:
                 cv2.circle(labels, (int(x), int(y)), self.sure_radius, cv2.GC_FGD, -1)
-        return self._grabcut(labels, None)
+        start = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+        fg = self._grabcut(labels, None)
+        return fg if fg.any() else start  # as on the box path: the start beats nothing
+
+    def _refine(self, prior: np.ndarray, rect) -> np.ndarray:
+        """(h, w) bool foreground for a mask prompt without clicks (e.g. the instances task's
+        refinement): the prior's interior stays, GrabCut re-decides only its boundary band.
+
+        Pixels farther than ``sure_radius`` inside the prior's foreground (clipped to the box) are
+        sure foreground, those farther outside sure background, the band between keeps the prior's
+        probable labels. Re-running GrabCut freely from its own output only adds iterations, which
+        shrink large objects (COCO_tiny, ground-truth boxes: AP 26.95 at 3 iterations, 26.46 at 6,
+        26.40 with that refinement). When GrabCut keeps nothing of the band (it would give the
+        object away, as on the box path) or the prior is empty, the prior (or the box) is the answer.
+        """
+        h, w = prior.shape
+        inside = np.ones((h, w), bool)
+        if rect is not None:
+            inside[:] = False
+            inside[rect[1]:rect[1] + rect[3], rect[0]:rect[0] + rect[2]] = True
+        fg0 = (prior == cv2.GC_PR_FGD) & inside
+        if not fg0.any():
+            return inside if rect is not None else fg0
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * self.sure_radius + 1,) * 2)
+        core = cv2.erode(fg0.astype(np.uint8), disk) > 0
+        near = cv2.dilate(fg0.astype(np.uint8), disk) > 0
+        labels = np.full((h, w), cv2.GC_BGD, np.uint8)
+        labels[near & inside] = cv2.GC_PR_BGD
+        labels[fg0] = cv2.GC_PR_FGD
+        labels[core] = cv2.GC_FGD
+        fg = self._grabcut(labels, None)
+        return fg if (fg & ~core).any() else fg0
 
     def _grabcut(self, labels: np.ndarray, rect) -> np.ndarray:
         """Run GrabCut from ``labels`` (rect mode when ``rect`` is given); foreground bool.
@@ -193,18 +231,15 @@ class GrabCutModel(PromptableModel):
         return torch.from_numpy(out).to(self.device)
 
 
+@declare("grabcut", options=defaults_of(GrabCutModel))
 def build_grabcut(checkpoint: str | None = None, untrained: bool = False, device: Any = "cpu",
                   dtype: str | None = None, **opts: Any) -> GrabCutModel:
-    """The ``grabcut`` baseline. Options: max_side (256), iters (3), sure_radius (3),
-    probable_radii ((0.1, 0.2, 0.3)), seed (0); all recorded in the model info."""
+    """The ``grabcut`` baseline. Options (``GrabCutModel``'s keywords): max_side (256), iters (3),
+    sure_radius (3), probable_radii ((0.1, 0.2, 0.3)), seed (0); all recorded in the model info."""
     if checkpoint:
         raise ConfigError(f"grabcut has no weights: --checkpoint {checkpoint} cannot be used with it")
     if untrained:
         log.info("grabcut has no weights: --untrained changes nothing")
-    known = {"max_side", "iters", "sure_radius", "probable_radii", "seed"}
-    unknown = set(opts) - known
-    if unknown:
-        raise ConfigError(f"grabcut: unknown option(s) {sorted(unknown)}; known: {sorted(known)}")
     model = GrabCutModel(ModelInfo("grabcut"), device=device or "cpu", **opts)
     model.info.extra = {"classical": True, "max_side": model.max_side, "iters": model.iters,
                         "sure_radius": model.sure_radius, "probable_radii": list(model.probable_radii),

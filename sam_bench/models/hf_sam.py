@@ -1,9 +1,10 @@
-"""Hugging Face ``transformers`` SAM (``SamModel``; ``SamHQModel`` too) from a local directory: ``hf-sam``.
+"""Hugging Face ``transformers`` SAM (``SamModel``; ``SamHQModel`` too) from the local HF cache or a folder: ``hf-sam``.
 
-``--checkpoint DIR`` (or the ``path`` option) names a folder written by ``save_pretrained``
-(config.json, weights, preprocessor_config.json); nothing is downloaded. ``--untrained`` builds
-the architecture from ``SamConfig`` (option ``variant``: vit_b, vit_l, vit_h) with random
-weights. Prompts are batched along the image axis (the image embedding is expanded, not copied),
+``--checkpoint`` (or the ``path`` option) is a Hugging Face model id (``facebook/sam-vit-base``)
+found in the local hub cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``), or a folder written by
+``save_pretrained`` (config.json, weights, preprocessor_config.json); nothing is downloaded.
+``--untrained`` builds the architecture from ``SamConfig`` (option ``variant``: vit_b, vit_l,
+vit_h) with random weights. Prompts are batched along the image axis (the image embedding is expanded, not copied),
 so every prompt may carry its own points, box and mask input.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,10 @@ import torch.nn.functional as F
 from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import model_info
+
+HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # org/name or name, as the Hub spells ids
 
 VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
     "vit_b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, global_attn_indexes=[2, 5, 8, 11]),
@@ -93,10 +99,44 @@ def _dir_hash(path: Path) -> str:
     return h.hexdigest()
 
 
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache, read from the environment now (HF_HUB_CACHE, else HF_HOME/hub)."""
+    if os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ.get("HF_HUB_CACHE") or os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def resolve_hf(model: str, ref: str) -> tuple[Path, str | None]:
+    """(folder, Hub commit or None) for ``ref``: a local ``save_pretrained`` folder, or a Hugging
+    Face model id (``facebook/sam-vit-base``) found in the local cache. Nothing is downloaded."""
+    folder = Path(ref).expanduser()
+    if folder.exists() or not HF_ID.fullmatch(ref):
+        if not folder.is_dir():
+            raise CheckpointError(f"{model}: --checkpoint {ref}: no such folder (want a folder saved with "
+                                  f"save_pretrained, or a Hugging Face model id such as facebook/sam-vit-base)")
+        return folder, None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cache = hf_cache_dir()
+    try:
+        snap = Path(snapshot_download(ref, cache_dir=cache, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise CheckpointError(
+            f"{model}: {ref} is neither a local model folder nor a model id in the Hugging Face cache {cache} (nothing is downloaded "
+            f"at run time). On a machine with internet run `hf download {ref}` (older huggingface_hub: "
+            f"`huggingface-cli download {ref}`) and copy its cache here, or set HF_HOME / HF_HUB_CACHE to a cache "
+            f"that holds it, or pass a local folder saved with save_pretrained: --checkpoint DIR") from None
+    return snap, snap.name
+
+
+@declare("hf-sam", choices={"variant": tuple(VARIANTS)})
 def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
                  path: str | None = None, variant: str = "vit_b", seed: int = 0, hq_token_only: bool = False,
-                 prompt_batch: int | None = None, **opts: Any) -> HFSamModel:
-    """``hf-sam``: a saved transformers SAM folder (``--checkpoint DIR``), or ``--untrained``."""
+                 prompt_batch: int | None = None) -> HFSamModel:
+    """``hf-sam``: a model id in the local HF cache or a saved folder (``--checkpoint`` or ``path``), or
+    ``--untrained`` (``variant``, ``seed``); ``hq_token_only`` for SamHQ models."""
     try:
         from transformers import SamConfig, SamImageProcessor, SamModel
         from transformers.models.sam.configuration_sam import SamVisionConfig
@@ -105,24 +145,23 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
     from sam_bench.config import resolve_device, resolve_dtype
     from sam_bench.models.sam_v1 import random_init
 
-    if opts:
-        raise ConfigError(f"hf-sam: unknown model options {sorted(opts)}")
-    folder = checkpoint or path
+    if checkpoint and path and str(checkpoint) != str(path):
+        raise ConfigError(f"hf-sam: --checkpoint {checkpoint} and path={path} disagree; give one")
+    ref = checkpoint or path
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     if untrained:
-        if folder:
+        if ref:
             raise ConfigError("--untrained and --checkpoint exclude each other")
-        if variant not in VARIANTS:
-            raise ConfigError(f"hf-sam variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         config = SamConfig(vision_config=SamVisionConfig(**VARIANTS[variant]).to_dict())
         model = random_init(lambda: SamModel(config), seed)
         info = model_info("hf-sam", None, None, True, dtype, seed, variant=variant)
         return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only)
-    if not folder:
-        raise CheckpointError("hf-sam needs --checkpoint DIR (a folder saved with save_pretrained) or --untrained")
-    folder = Path(folder).expanduser()
+    if not ref:
+        raise CheckpointError("hf-sam needs --checkpoint DIR (a folder saved with save_pretrained) or --checkpoint ID "
+                              "(a Hugging Face model id in the local cache, e.g. facebook/sam-vit-base), or --untrained")
+    folder, revision = resolve_hf("hf-sam", str(ref))
     if not (folder / "config.json").is_file():
-        raise CheckpointError(f"--checkpoint {folder}: not a transformers model folder (no config.json)")
+        raise CheckpointError(f"--checkpoint {ref}: not a transformers model folder (no config.json in {folder})")
     model_type = json.loads((folder / "config.json").read_text()).get("model_type")
     if model_type == "sam_hq":
         from transformers import SamHQModel as cls
@@ -136,5 +175,7 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
         raise CheckpointError(f"{folder}: cannot load the model ({exc})") from exc
     processor = (SamImageProcessor.from_pretrained(folder, local_files_only=True)
                  if (folder / "preprocessor_config.json").is_file() else SamImageProcessor())
-    info = model_info("hf-sam", folder, _dir_hash(folder), False, dtype, model_type=model_type)
+    hub = {"hf_id": str(ref), "hf_revision": revision} if revision else {}
+    info = model_info("hf-sam", ref if revision else folder, _dir_hash(folder), False, dtype, model_type=model_type,
+                      **hub)
     return HFSamModel(model, processor, info, device, torch_dtype, prompt_batch, hq_token_only)

@@ -14,6 +14,7 @@ import torch
 
 from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import checkpoints
+from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import SamV1Model, model_info, random_init
 
 VARIANTS = ("vit_b", "vit_l", "vit_h", "vit_tiny")
@@ -38,20 +39,20 @@ class HQSamModel(SamV1Model):
                                      interm_embeddings=self.interm)
 
 
+@declare("hq-sam", choices={"variant": VARIANTS})
 def build_hq_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
                  variant: str = "vit_h", seed: int = 0, hq_token_only: bool = False,
-                 prompt_batch: int | None = None, **opts: Any) -> HQSamModel:
-    """``hq-sam``: official ``sam_hq_<variant>.pth`` from the cache, ``--checkpoint``, or ``--untrained``."""
+                 prompt_batch: int | None = None) -> HQSamModel:
+    """``hq-sam``: official ``sam_hq_<variant>.pth`` from the cache, ``--checkpoint``, or ``--untrained``.
+
+    Options: ``variant``, ``hq_token_only`` (the HQ mask alone), ``seed`` (random weights).
+    """
     try:
         from segment_anything_hq import sam_model_registry
     except ImportError as exc:
         raise NotBuilt(f"hq-sam needs the segment-anything-hq package: pip install 'sam-bench[hq]' ({exc})") from exc
     from sam_bench.config import resolve_device, resolve_dtype
 
-    if opts:
-        raise ConfigError(f"hq-sam: unknown model options {sorted(opts)}")
-    if variant not in VARIANTS:
-        raise ConfigError(f"hq-sam variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     if untrained:
         if checkpoint:

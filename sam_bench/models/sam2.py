@@ -8,14 +8,13 @@ transforms, high-resolution features, box-as-points prompt), with prompts batche
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import Prediction, PromptableModel
+from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import model_info, random_init
 
 CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
@@ -43,9 +42,13 @@ class Sam2Model(PromptableModel):
         return Prediction(logits.float(), iou.float(), low.float(), self.mask_threshold)
 
 
+@declare("sam2", choices={"variant": tuple(CONFIGS)})
 def build_sam2(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
-               variant: str = "l", seed: int = 0, prompt_batch: int | None = None, **opts: Any) -> Sam2Model:
-    """``sam2``: official ``sam2.1_hiera_<variant>.pt`` from the cache, ``--checkpoint``, or ``--untrained``."""
+               variant: str = "l", seed: int = 0, prompt_batch: int | None = None) -> Sam2Model:
+    """``sam2``: official ``sam2.1_hiera_<variant>.pt`` from the cache, ``--checkpoint``, or ``--untrained``.
+
+    Options: ``variant`` (t, s, b+, l: the Hiera size), ``seed`` (random weights with --untrained).
+    """
     try:
         from sam2.build_sam import build_sam2 as _build
         from sam2.sam2_image_predictor import SAM2ImagePredictor
@@ -53,10 +56,6 @@ def build_sam2(checkpoint=None, untrained: bool = False, device="cpu", dtype: st
         raise NotBuilt(f"sam2 needs the sam2 package: pip install 'sam-bench[sam2]' ({exc})") from exc
     from sam_bench.config import resolve_device, resolve_dtype
 
-    if opts:
-        raise ConfigError(f"sam2: unknown model options {sorted(opts)}")
-    if variant not in CONFIGS:
-        raise ConfigError(f"sam2 variant {variant!r}: choose one of {', '.join(CONFIGS)}")
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     config = f"configs/sam2.1/{CONFIGS[variant]}.yaml"
     if untrained:

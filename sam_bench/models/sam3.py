@@ -6,10 +6,10 @@ query's mask (bilinear upsampling to the image, threshold 0.5 on the sigmoid) wi
 sigmoid(query logit) x sigmoid(presence logit), transformers' own post-processing
 (``Sam3ImageProcessor.post_process_instance_segmentation`` with no score threshold).
 
-Checkpoint: a local folder saved by ``save_pretrained`` (``facebook/sam3`` downloaded beforehand;
-nothing is fetched at run time), with its processor (tokenizer). ``--untrained``: the
-architecture from ``config`` (a dict or a JSON file; default: ``Sam3Config()``, the full size)
-with random weights, tokenised with CLIP's BPE from open_clip (the same vocabulary).
+Checkpoint: ``facebook/sam3`` in the local Hugging Face cache, or a local folder saved by
+``save_pretrained`` (nothing is fetched at run time), with its processor (tokenizer).
+``--untrained``: the architecture from ``config`` (a dict or a JSON file; default:
+``Sam3Config()``, the full size) with random weights, tokenised with CLIP's BPE from open_clip (the same vocabulary).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch
 from sam_bench.errors import CheckpointError, ConfigError, SamBenchError
 from sam_bench.grounders.native import TextMasks
 from sam_bench.models.base import ModelInfo, _sync, _Timed
+from sam_bench.models.hf_sam import resolve_hf
+from sam_bench.models.options import declare
 
 DTYPES = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -116,9 +118,11 @@ def _config(config: Any):
     return Sam3Config(**config)
 
 
+@declare("sam3")
 def build_sam3(*, checkpoint: str | None = None, untrained: bool = False, device: Any = "cpu",
-               dtype: str | None = None, config: Any = None, **_: Any) -> Sam3TextModel:
-    """The ``sam3`` model: a local transformers checkpoint folder, or ``untrained`` random weights."""
+               dtype: str | None = None, config: Any = None, path: str | None = None) -> Sam3TextModel:
+    """The ``sam3`` model: a model id in the local HF cache or a saved folder (``--checkpoint`` or
+    ``path``), or ``untrained`` random weights of ``config`` (a dict or a JSON file)."""
     try:
         from transformers import Sam3ImageProcessor, Sam3Model, Sam3Processor
     except ImportError as exc:
@@ -133,13 +137,12 @@ def build_sam3(*, checkpoint: str | None = None, untrained: bool = False, device
         tokenize = clip_bpe_tokenizer(cfg.text_config.max_position_embeddings)
         info = ModelInfo(name="sam3", untrained=True, extra={"image_size": size})
     else:
-        if checkpoint is None:
+        ref = checkpoint or path
+        if ref is None:
             raise CheckpointError("model sam3 needs --checkpoint DIR (a local `save_pretrained` folder of "
-                                  "facebook/sam3, with its processor files) or --untrained")
-        path = Path(checkpoint).expanduser()
-        if not path.is_dir():
-            raise CheckpointError(f"--checkpoint {path}: sam3 wants a transformers model folder (config.json, "
-                                  f"weights, processor files)")
+                                  "facebook/sam3, with its processor files), --checkpoint facebook/sam3 (in the "
+                                  "local Hugging Face cache) or --untrained")
+        path, revision = resolve_hf("sam3", str(ref))
         try:
             model = Sam3Model.from_pretrained(path, local_files_only=True)
             full = Sam3Processor.from_pretrained(path, local_files_only=True)
@@ -155,6 +158,7 @@ def build_sam3(*, checkpoint: str | None = None, untrained: bool = False, device
         from sam_bench.models.checkpoints import file_hash
 
         weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-        info = ModelInfo(name="sam3", checkpoint=str(path),
-                         checkpoint_sha256=file_hash(weights[0]) if len(weights) == 1 else None)
+        info = ModelInfo(name="sam3", checkpoint=str(ref if revision else path),
+                         checkpoint_sha256=file_hash(weights[0]) if len(weights) == 1 else None,
+                         extra={"hf_revision": revision} if revision else {})
     return Sam3TextModel(model, processor, tokenize, info, torch.device(device or "cpu"), DTYPES[dtype])

@@ -17,6 +17,7 @@ import torch
 from sam_bench.errors import ConfigError
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
+from sam_bench.models.options import declare
 
 # Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
 # on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
@@ -102,13 +103,11 @@ def model_info(name: str, path, sha: str | None, untrained: bool, dtype: str | N
 
 
 def _build(variant: str, checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
-           seed: int = 0, prompt_batch: int | None = None, **opts: Any) -> SamV1Model:
+           seed: int = 0, prompt_batch: int | None = None) -> SamV1Model:
     from segment_anything import sam_model_registry
 
     from sam_bench.config import resolve_device, resolve_dtype
 
-    if opts:
-        raise ConfigError(f"sam_{variant}: unknown model options {sorted(opts)}")
     name = f"sam_{variant}"
     device, torch_dtype = resolve_device(device if device is None else str(device)), resolve_dtype(dtype)
     if untrained:
@@ -124,16 +123,22 @@ def _build(variant: str, checkpoint=None, untrained: bool = False, device="cpu",
     return SamV1Model(sam, info, device, torch_dtype, prompt_batch)
 
 
+V1_OPTIONS = {"seed": 0}  # random weights' seed with --untrained
+
+
+@declare("sam_vit_b", options=V1_OPTIONS)
 def build_sam_vit_b(**kw: Any) -> SamV1Model:
     """SAM ViT-B (91M encoder parameters), official checkpoint ``sam_vit_b_01ec64.pth``."""
     return _build("vit_b", **kw)
 
 
+@declare("sam_vit_l", options=V1_OPTIONS)
 def build_sam_vit_l(**kw: Any) -> SamV1Model:
     """SAM ViT-L (308M), official checkpoint ``sam_vit_l_0b3195.pth``."""
     return _build("vit_l", **kw)
 
 
+@declare("sam_vit_h", options=V1_OPTIONS)
 def build_sam_vit_h(**kw: Any) -> SamV1Model:
     """SAM ViT-H (636M), official checkpoint ``sam_vit_h_4b8939.pth``."""
     return _build("vit_h", **kw)

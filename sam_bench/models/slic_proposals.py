@@ -19,6 +19,7 @@ import numpy as np
 
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import ModelInfo, ProposalModel
+from sam_bench.models.options import declare, defaults_of
 
 BINS = 25  # colour histogram bins per channel (selective search)
 
@@ -148,9 +149,11 @@ class SegmentProposals(ProposalModel):
                 if m.shape != (h, w) else m
         return out, np.linspace(1.0, 0.0, len(out), endpoint=False)
 
+@declare("slic-proposals", options=defaults_of(SegmentProposals))
 def build_slic_proposals(*, checkpoint: str | None = None, untrained: bool = False,
                          device: Any = None, dtype: str | None = None, **options: Any) -> SegmentProposals:
-    """Registry builder; ``checkpoint``/``untrained``/``device``/``dtype`` do not apply (CPU, no weights)."""
+    """Registry builder; options: ``SegmentProposals``' keywords (max_side, fh_scales, slic_segments,
+    sigma, seed); ``checkpoint``/``untrained``/``device``/``dtype`` do not apply (CPU, no weights)."""
     if checkpoint:
         raise ConfigError("slic-proposals has no weights: drop --checkpoint")
     info = ModelInfo(name="slic-proposals", extra={"kind": "classical", "options": dict(options)})

@@ -18,53 +18,20 @@ import argparse
 import logging
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.reports import plots
-from sam_bench.reports.runs import load_runs, model_label, numeric_items
-from sam_bench.reports.tables import write_table
+from sam_bench.reports.paper_tables import TABLES, build_table, paper_rows
+from sam_bench.reports.runs import load_runs, model_label
+from sam_bench.reports.tables import dataset_totals, write_table
 from sam_bench.results import atomic_write_text, load_json, load_results
 
 log = logging.getLogger("sam_bench")
 
 MANIFEST = "reproduce.json"
-
-
-@dataclass
-class PaperTable:
-    stem: str
-    caption: str
-    task: str
-    columns: dict[str, str]  # metric key -> column title
-    floatfmt: str = ".1f"
-    plot_ylabel: str = ""
-
-
-TABLES = [
-    PaperTable("table3_edges", "Table 3. Zero-shot edge detection (BSDS500 protocol), 0-1", "edges",
-               {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f", "score (0-1)"),
-    PaperTable("table4_proposals", "Table 4. Object proposals, class-agnostic mask AR@1000 (%)", "proposals",
-               {"ar1000": "all", "ar1000_small": "small", "ar1000_medium": "med.", "ar1000_large": "large",
-                "ar1000_frequent": "freq.", "ar1000_common": "com.", "ar1000_rare": "rare"}, ".1f", "AR@1000 (%)"),
-    PaperTable("table5_instances", "Table 5. Instance segmentation from boxes, mask AP (%)", "instances",
-               {"ap": "AP", "ap_small": "APs", "ap_medium": "APm", "ap_large": "APl"}, ".1f", "mask AP (%)"),
-    PaperTable("fig9_single_point", "Fig. 9. Single point valid mask: mIoU (%) after N center points",
-               "single-point", {"miou_1": "1 pt", "miou_2": "2 pts", "miou_3": "3 pts", "miou_5": "5 pts",
-                                "miou_9": "9 pts", "miou_oracle_1": "1 pt oracle"}),
-    PaperTable("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; RITM "
-               "protocol)", "single-point", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"),
-    PaperTable("text_to_mask", "Text to mask (paper Sec. 7.5 is qualitative): referring-expression scores (%)",
-               "text-to-mask", {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7",
-                                "pr90": "Pr@0.9", "found": "found"}, ".1f", "%"),
-]
-METHOD_HINTS = [  # model-name fragment -> paper method prefixes it is compared with, most specific first
-    ("sobel", ["sobel"]), ("canny", ["canny"]), ("felzenszwalb", ["felzenszwalb"]), ("hq", ["hq-sam", "sam"]),
-    ("vit_h", ["sam vit-h", "sam"]), ("vit_b", ["sam vit-b", "sam"]), ("vit_l", ["sam vit-l", "sam"]),
-]
 
 
 # -- runs and presets -----------------------------------------------------------------------
@@ -92,6 +59,7 @@ def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
             if e.get("status") == "done":
                 if path.exists():
                     e["results"] = load_results(path)
+                    e["totals"] = dataset_totals(path.parent)
                 else:
                     e.update(status="failed", reason=f"{path} is missing")
         return manifest, entries
@@ -99,9 +67,11 @@ def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
     for run in load_runs(run_dir):
         res = run.results
         presets = infer_presets(res)
-        entries.append({"preset": presets[0] if len(presets) == 1 else None, "presets": presets, "task": run.task, "model": run.model, "dir": run.label,
+        entries.append({"preset": presets[0] if len(presets) == 1 else None, "presets": presets, "task": run.task,
+                        "model": run.model, "dir": run.label,
                         "datasets": list(res.get("datasets", {})), "standin_for": {}, "status": "done",
-                        "not_run_datasets": res.get("not_run", []), "results": res})
+                        "not_run_datasets": res.get("not_run", []), "results": res,
+                        "totals": dataset_totals(run.path.parent)})
     return {"run_id": run_dir.resolve().name, "command": None, "settings": {}}, entries
 
 
@@ -123,115 +93,7 @@ def task_outputs(run_dir: Path, entries: list[dict]) -> list[Path]:
     return paths
 
 
-# -- the paper tables -----------------------------------------------------------------------
-def paper_rows(preset: str | None) -> list[dict]:
-    from sam_bench.presets import load_presets
-
-    pre = load_presets().get(preset or "")
-    if not pre:
-        return []
-    data = ", ".join(pre.get("datasets", [])) or "paper"
-    return [{**row, "_data": row.get("dataset") or row.get("scope") or data, "_preset": preset}
-            for row in pre.get("paper", [])]
-
-
-def reference(model: str, candidates: list[dict]) -> dict | None:
-    """The paper row a model's numbers are set against: its own method if the paper has it, else SAM."""
-    name = model.lower()
-    prefixes = next((p for frag, p in METHOD_HINTS if frag in name), []) + ["sam"]
-    for prefix in prefixes:
-        exact = [r for r in candidates if r["method"].lower() == prefix]
-        starts = [r for r in candidates if r["method"].lower().startswith(prefix)]
-        if exact or starts:
-            return (exact or starts)[0]
-    return candidates[0] if candidates else None
-
-
-def _our_rows(entry: dict, columns: dict[str, str]) -> list[dict]:
-    """One row per dataset of a run (plus the mean when there are several), with the metric values."""
-    res = entry["results"]
-    label = model_label(res)
-    if res.get("config", {}).get("grounder"):
-        label += f" + {res['config']['grounder']} grounder"
-    rows = []
-    for name, ds in res.get("datasets", {}).items():
-        m = dict(numeric_items(ds.get("metrics", {})))
-        if not any(k in m for k in columns):
-            continue
-        standin = entry.get("standin_for", {}).get(name)
-        data = f"{name}{f' (for {standin})' if standin else ''}, {ds.get('num_items', 0)} img"
-        rows.append({"method": label, "data": data, "_dataset": standin or name, "_mean": False,
-                     **{k: m.get(k) for k in columns}})
-    if len(rows) > 1:
-        m = dict(numeric_items(res.get("metrics", {})))
-        rows.append({"method": label, "data": f"mean of {len(rows)} datasets", "_dataset": None, "_mean": True,
-                     **{k: m.get(k) for k in columns}})
-    return rows
-
-
-def _delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) -> dict | None:
-    """ours − the paper's row for the same method (else SAM), same dataset where the paper row names one."""
-    cands = [r for p in presets for r in paper_rows(p) if any(k in r for k in table.columns)]
-    if any("dataset" in r for r in cands):
-        cands = [r for r in cands if r.get("dataset") == ours["_dataset"]]
-    elif any("scope" in r for r in cands) and not ours["_mean"] and len(entry["results"]["datasets"]) > 1:
-        return None  # a mean over datasets is compared with our mean only
-    ref = reference(entry["model"], cands)
-    if ref is None:
-        return None
-    vals = {k: (ours[k] - ref[k]) if _is_num(ours.get(k)) and _is_num(ref.get(k)) else None for k in table.columns}
-    if all(v is None for v in vals.values()):
-        return None
-    return {"method": f"  Δ vs paper {ref['method']}", "data": "ours − paper", **vals}
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
-
-
-def _latex_symbols(path: Path) -> None:
-    """Δ and − as LaTeX math and % in the caption escaped, so the .tex compiles with plain pdflatex."""
-    lines = path.read_text(encoding="utf-8").replace("Δ", "$\\Delta$").replace("−", "$-$").split("\n")
-    lines = [re.sub(r"(?<!\\)%", r"\\%", ln) if ln.startswith("\\caption{") else ln for ln in lines]
-    atomic_write_text(path, "\n".join(lines))
-
-
-def build_table(table: PaperTable, entries: list[dict]) -> tuple[pd.DataFrame, list[dict], list[dict]] | None:
-    """(table frame, paper rows, our rows) for one paper table; None when no run feeds it."""
-    runs = [e for e in entries if "results" in e and e["results"].get("task") == table.task]
-    presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
-    unique = []
-    for e in runs:
-        if e["dir"] not in presets_of:
-            unique.append(e)
-        presets_of.setdefault(e["dir"], []).extend(e.get("presets") or [e.get("preset")])
-    ours_all = [(e, r) for e in unique for r in _our_rows(e, table.columns)]
-    if not ours_all:
-        return None
-    paper, seen = [], set()
-    for e in runs:
-        for r in (r for p in presets_of[e["dir"]] for r in paper_rows(p)):
-            key = (r["method"], r["_data"])
-            if any(k in r for k in table.columns) and key not in seen:
-                seen.add(key)
-                paper.append(r)
-    rows = [{"method": f"{r['method']} (paper)", "data": r["_data"], **{k: r.get(k) for k in table.columns}}
-            for r in paper]
-    for e, ours in ours_all:
-        rows.append({k: ours[k] for k in ["method", "data", *table.columns]})
-        delta = _delta_row(ours, e, table, presets_of[e["dir"]])
-        if delta:
-            rows.append(delta)
-    df = pd.DataFrame(rows, columns=["method", "data", *table.columns])
-    df = df.rename(columns=table.columns)
-    df = df.astype(object).where(df.notna(), None)
-    paper_plot = [{"label": r["method"] + ("" if len({p["_data"] for p in paper}) == 1 else f", {r['_data']}"),
-                   **{k: r.get(k) for k in table.columns}} for r in paper]
-    headline = [rows[-1] for rows in (_our_rows(e, table.columns) for e in unique) if rows]  # mean or only row
-    ours_plot = [{"label": f"{o['method']}, {o['data']}", **{k: o.get(k) for k in table.columns}} for o in headline]
-    return df, paper_plot, ours_plot
-
-
+# -- the paper tables' plots and latency ---------------------------------------------------
 def single_point_plots(entries: list[dict], out: Path) -> list[Path]:
     """Fig. 9a (per-dataset bars) and 9c (mIoU vs points) over every single-point run."""
     runs = {e["dir"]: e for e in entries if "results" in e and e["results"].get("task") == "single-point"}
@@ -296,7 +158,7 @@ def _runs_table(entries: list[dict]) -> pd.DataFrame:
     rows = []
     for e in entries:
         res = e.get("results", {})
-        items = sum(d.get("num_items", 0) for d in res.get("datasets", {}).values()) if res else None
+        items = _items_cell(res, e.get("totals") or {}) if res else None
         skipped = sum(d.get("num_skipped", 0) for d in res.get("datasets", {}).values()) if res else None
         folder = f"[{e['dir']}/]({e['dir']}/)" if res else "-"
         note = e.get("reason", "")
@@ -306,6 +168,16 @@ def _runs_table(entries: list[dict]) -> pd.DataFrame:
                      "time s": e.get("seconds"), "folder": folder, "note": note})
     df = pd.DataFrame(rows)
     return df.astype(object).where(df.notna(), None)
+
+
+def _items_cell(res: dict, totals: dict[str, int]) -> int | str:
+    """Items a run scored, ``N of TOTAL`` when it scored fewer than its datasets hold (``--limit``)."""
+    datasets = res.get("datasets", {}).values()
+    items = sum(d.get("num_items", 0) for d in datasets)
+    known = [d.get("num_available", totals.get(name)) for name, d in res.get("datasets", {}).items()]
+    if known and all(isinstance(t, int) for t in known) and sum(known) != items:
+        return f"{items} of {sum(known)}"
+    return items
 
 
 PREPARE = re.compile(r"`(sam-bench datasets prepare [^`]+)`")
@@ -359,15 +231,16 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
     if manifest.get("settings", {}).get("quick") or any(e["results"].get("limit") for e in done):
         md += ["> **Subset.** Runs were limited to the first items of each dataset (`--quick` / `--limit`): "
                "numbers are noisy.", ""]
-    md += ["Each table puts the paper's rows (marked *paper*) beside ours; `Δ vs paper X` rows give ours minus the "
-           "paper's row for the same method where the paper has it, else SAM's (on whatever data we ran).", ""]
+    md += ["Each table puts the paper's rows (marked *paper*, their source named under the table) beside ours; "
+           "`Δ M vs paper X` rows give our model M minus the paper's row X for the same model (same family and "
+           "size, on whatever data we ran); a model the paper does not report gets no difference row.", ""]
     for table in TABLES:
         built = build_table(table, entries)
         if built is None:
             continue
-        df, paper_plot, ours_plot = built
-        written = write_table(df, run_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt)
-        _latex_symbols(written[2])
+        paper_plot, ours_plot = built.paper_plot, built.ours_plot
+        written = write_table(built.df, run_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt,
+                              info=built.info, better=built.better, notes=built.notes, long=built.long)
         paths += written
         md += [f"## {table.caption}", "", written[0].read_text().split("\n\n", 1)[-1].rstrip(), ""]
         if table.task == "single-point":
@@ -399,7 +272,9 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
                    _md_table(absent), ""]
     md += ["Each run folder holds `results.json` (every metric, settings, skips with reasons, provenance), "
            "`items.jsonl` (per-item records) and the task's own tables and plots. Rebuild this report with "
-           f"`sam-bench report {run_dir}`; compare two runs with `sam-bench compare BASELINE CANDIDATE`.", ""]
+           f"`sam-bench report {run_dir}`; compare two runs with `sam-bench compare BASELINE CANDIDATE`. The `.tex` "
+           "tables need `\\usepackage{booktabs}`; each has a `\\label{tab:STEM}`; the paper tables' `.csv` files "
+           "are long form (method, source, dataset, metric, value, items).", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(md))
     return paths + [run_dir / "report.md"]
 

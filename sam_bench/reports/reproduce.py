@@ -28,6 +28,7 @@ examples:
   sam-bench reproduce --data-root ../shared/data --quick       # real data present, a few items each
   sam-bench reproduce --model sam_vit_h --checkpoint sam_vit_h_4b8939.pth --data-root ~/data
   sam-bench reproduce --model sam_vit_b --untrained --quick --tasks edges proposals
+  sam-bench reproduce --model sam2 --untrained --model-option variant=t --quick --tasks single-point
 """
 
 from __future__ import annotations
@@ -118,6 +119,52 @@ def parse_sets(pairs: list[str] | None) -> dict[str, dict]:
     return out
 
 
+def split_model_sets(pairs: list[str] | None, models: list[str], chosen: str | None) -> tuple[list[str], dict]:
+    """Separate ``--set MODEL.KEY=VALUE`` (a model being run; ``model.`` is ``--model``) from task sets.
+
+    Returns the task pairs and {model: {key: text}}; the text is typed by ``check_options``.
+    """
+    tasks, out = [], {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        scope, dot, option = key.rpartition(".")
+        if scope == "model" and dot and sep:
+            if not chosen:
+                raise ConfigError(f"--set {pair}: model.KEY=VALUE sets an option of --model; name the model "
+                                  f"(one of {', '.join(models)}) or give --model")
+            scope = chosen
+        if scope in models and dot and sep and option:
+            out.setdefault(scope, {})[option.replace("-", "_")] = text
+        else:
+            tasks.append(pair)
+    return tasks, out
+
+
+def plan_model_options(args: argparse.Namespace, presets: dict) -> tuple[list[str], dict[str, dict]]:
+    """The task ``--set`` pairs and each run model's options ({model: {key: text}}), checked against
+    the model's builder now, so a wrong key or value stops before anything runs."""
+    from sam_bench import registry
+    from sam_bench.models.options import check_options, options_of, parse_pairs
+
+    models = [args.model] if args.model else sorted({m for p in presets.values() for m in CLASSICAL.get(p["task"], [])})
+    given = parse_pairs(args.model_option)
+    if given and not args.model:
+        raise ConfigError("--model-option sets an option of --model; without --model use --set MODEL.KEY=VALUE "
+                          f"for one of the baselines ({', '.join(models)})")
+    task_pairs, sets = split_model_sets(args.set, models, args.model)
+    if given:
+        sets[args.model] = {**given, **sets.get(args.model, {})}
+    checked = {}
+    for model, opts in sets.items():
+        try:
+            spec = options_of(registry.get_model_builder(model.partition(":")[0]))
+        except NotBuilt:
+            spec = None  # reported when the model is built
+        check_options(model, spec, opts)
+        checked[model] = opts
+    return task_pairs, checked
+
+
 def plan_datasets(preset: dict, args: argparse.Namespace, subs: dict[str, list[str]]):
     """(dataset specs to run, {spec: paper dataset it stands in for}, [(dataset, reason)] not run)."""
     from sam_bench.data import catalog
@@ -149,12 +196,13 @@ def plan(args: argparse.Namespace) -> list[dict]:
     from sam_bench import registry
 
     subs = parse_substitutes(args.substitute)
-    sets = parse_sets(args.set)
     presets = paper_presets(args.tasks)
+    task_pairs, model_options = plan_model_options(args, presets)
+    sets = parse_sets(task_pairs)
     scopes = set(presets) | {p["task"] for p in presets.values()}
     if set(sets) - scopes:
-        raise ConfigError(f"--set {sorted(set(sets) - scopes)[0]}.*: not a preset or task being run; choose from "
-                          f"{', '.join(sorted(scopes))}")
+        raise ConfigError(f"--set {sorted(set(sets) - scopes)[0]}.*: not a preset or task being run, nor a model "
+                          f"being run (or `model`); choose from {', '.join(sorted(scopes))}")
     entries = []
     for name, preset in presets.items():
         task = preset["task"]
@@ -181,6 +229,7 @@ def plan(args: argparse.Namespace) -> list[dict]:
         specs, standin_for, absent = plan_datasets(preset, args, subs)
         for model in [args.model] if args.model else CLASSICAL.get(task, []):
             entry = {"preset": name, "task": task, "model": model, "options": options, "datasets": specs,
+                     "model_options": model_options.get(model, {}),
                      "standin_for": standin_for, "not_run_datasets": [{"dataset": d, "reason": r} for d, r in absent],
                      "dir": slug(f"{name}-{model}"), "status": "planned"}
             if not specs:
@@ -201,7 +250,7 @@ def _model_fits(entry: dict, model: Any, task_cls: Any) -> str | None:
 
 
 def _same_run(a: dict, b: dict) -> bool:
-    keys = ("task", "model", "options", "datasets")
+    keys = ("task", "model", "model_options", "options", "datasets")
     return all(a.get(k) == b.get(k) for k in keys)
 
 
@@ -223,7 +272,7 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
         t0 = time.perf_counter()
         try:
             model = build_model(entry["model"], checkpoint=args.checkpoint, untrained=args.untrained,
-                                device=args.device, dtype=args.dtype)
+                                device=args.device, dtype=args.dtype, **entry.get("model_options", {}))
             why = _model_fits(entry, model, task_cls)
             if why:
                 entry.update(status="not run", reason=why)
@@ -264,9 +313,9 @@ def command_line(args: argparse.Namespace, out: Path) -> str:
     for flag in ("dataset", "tasks"):
         if getattr(args, flag):
             words += [f"--{flag}", *getattr(args, flag)]
-    for flag in ("substitute", "set"):
+    for flag in ("substitute", "set", "model_option"):
         for value in getattr(args, flag) or []:
-            words += [f"--{flag}", value]
+            words += [f"--{flag.replace('_', '-')}", value]
     return shlex.join(words + ["--out", str(out)])
 
 
@@ -279,6 +328,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "latency only; every table says so)")
     g.add_argument("--device", help="cuda, cuda:1, cpu (default: CUDA when available)")
     g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model precision")
+    g.add_argument("--model-option", action="append", metavar="KEY=VALUE",
+                   help="an option of --model, e.g. variant=t for sam2 (repeatable; same as --set model.KEY=VALUE; "
+                        "options and defaults: `sam-bench models list`)")
     g.add_argument("--clip-checkpoint", metavar="PATH", help="CLIP weights for the text-to-mask grounder "
                    "(default: the oracle grounder, ground-truth boxes)")
     g = p.add_argument_group("data")
@@ -291,7 +343,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "presets)")
     g.add_argument("--set", action="append", metavar="TASK.OPTION=VALUE",
                    help="override a task option in every preset of that task (or PRESET.OPTION=VALUE for one "
-                        "preset), e.g. --set single-point.max_clicks=9; recorded in each run's config")
+                        "preset), e.g. --set single-point.max_clicks=9; MODEL.KEY=VALUE (or model.KEY=VALUE for "
+                        "--model) sets an option of a model being run, e.g. --set sam2.variant=t; recorded in each "
+                        "run's config")
     g.add_argument("--quick", action="store_true", help=f"{QUICK_LIMIT} items per dataset and lighter settings "
                    f"({'; '.join(f'{t}: {o}' for t, o in QUICK_OPTIONS.items())})")
     g.add_argument("--limit", type=int, help="only the first N items of each dataset (overrides --quick's)")
@@ -321,6 +375,8 @@ def main(args: argparse.Namespace) -> int:
                 "data_root": str(Path(args.data_root).resolve()) if args.data_root else None,
                 "dataset": args.dataset, "substitute": args.substitute, "tasks": args.tasks, "quick": args.quick,
                 "limit": args.limit, "clip_checkpoint": args.clip_checkpoint, "set": args.set}
+    if args.model_option:
+        settings["model_option"] = args.model_option
     old = load_json(out / MANIFEST) if (out / MANIFEST).exists() else None
     if old is not None and old.get("settings") != settings:
         raise ConfigError(f"{out} holds a reproduce run with other settings ({old.get('command')}); choose another "

@@ -147,7 +147,8 @@ class ProposalsTask(Task):
         df = pd.DataFrame(rows)
         df = df.astype(object).where(df.notna(), None)  # write_table's Markdown prints NaN as 'nan'; None as '-'
         return write_table(df, out_dir, "table4_proposals",
-                           caption=f"Object proposals, class-agnostic mask AR@{k[2:]} (paper Table 4)")
+                           caption=f"Object proposals, class-agnostic mask AR@{k[2:]} (paper Table 4)",
+                           results=results, sources=_paper_rows(paper_rows))
 
 
 def _paper_rows(paper_rows) -> list[dict]:

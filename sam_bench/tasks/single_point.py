@@ -8,7 +8,8 @@ the ground truth); with more clicks it gives its single-mask output. ``--feed-lo
 passes the previous low-res logits back as a mask prompt (the paper does not say; off).
 
 The encoder runs once per image (the runner's ``set_image``); each click round sends all the
-image's objects (up to ``--object-batch``) to the decoder in one ``predict`` call. An object is
+image's objects (up to ``--object-batch``, fewer where their full-resolution arrays would pass
+``--object-memory``: ``object_batch_for``) to the decoder in one ``predict`` call. An object is
 simulated for at least ``max(--clicks)`` clicks and then until it reaches the highest NoC
 threshold or ``--max-clicks``. Crowd instances and the dataset's ignore region (GrabCut's band)
 are ignored pixels: never clicked, left out of every IoU. Objects that cannot be scored (empty,
@@ -34,12 +35,19 @@ import numpy as np
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
 from sam_bench.metrics.clicks import Click, center_click, mask_iou, next_click, number_of_clicks, random_click
+from sam_bench.metrics.spec import MetricSpec
 from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
 
 DEFAULTS = {"point": "center", "clicks": [1, 2, 3, 5, 9], "max_clicks": 20, "noc_thresholds": [85, 90],
-            "feed_logits": False, "seed": 0, "object_batch": 16, "compare_to": None}
+            "feed_logits": False, "seed": 0, "object_batch": 16, "object_memory": 1.0, "compare_to": None}
+# bytes per image pixel held for each object of a click round at its peak (the first click,
+# multimask, see _simulate): the model's (3, H, W) float32 logits twice (its decoder chunks and
+# their concatenation), their 3 bool masks, the oracle IoU's temporaries (2 x 3 bool and a 1-byte
+# ground-truth copy), and the object's own ground-truth and clicked maps (2 x 1 byte)
+OBJECT_BYTES_PER_PIXEL = 2 * 3 * 4 + 3 + 2 * 3 + 1 + 2
+GIB = 1 << 30
 DATA_KEYS = ("split", "split_by", "subsample", "subsample_seed")  # passed through to the data layer
 COUNT_KEYS = ("num_objects", "num_skipped_objects")  # summed, not averaged, over datasets
 
@@ -58,13 +66,30 @@ def _key(threshold: float) -> str:
     return f"noc{threshold:g}"
 
 
+def bytes_per_object(h: int, w: int) -> int:
+    """Peak full-resolution bytes one object of an (h, w) image holds during a click round."""
+    return OBJECT_BYTES_PER_PIXEL * h * w
+
+
+def object_batch_for(configured: int, h: int, w: int, budget_bytes: float) -> int:
+    """Objects decoded together on an (h, w) image: at most ``configured`` and at most what fits
+    in ``budget_bytes``, never below 1 (one object over the budget still runs, alone)."""
+    return max(1, min(configured, int(budget_bytes // bytes_per_object(h, w))))
+
+
 class SinglePointTask(Task):
     name = "single-point"
-    non_scoring = frozenset({"compare_to"})  # only what the plots draw beside this run
+    # compare_to: only what the plots draw beside this run; object_memory: how many objects share
+    # a decoder round, never their clicks or masks
+    non_scoring = frozenset({"compare_to", "object_memory"})
     description = ("single-point valid mask: mIoU after 1..N simulated clicks, oracle mIoU, NoC@85/90 "
                    "(paper section 7.1, Fig. 9; RITM protocol)")
     model_kinds = ("promptable",)
     default_datasets = ("GrabCut", "Berkeley", "COCO_MVal")
+    # names follow --clicks and --noc-thresholds (miou_1, noc90, noc90_failures)
+    metrics = (MetricSpec("miou_*", "percent"), MetricSpec("noc*_failures", "count", higher_is_better=False),
+               MetricSpec("noc*", "clicks", higher_is_better=False),
+               *(MetricSpec(k, "count", higher_is_better=None) for k in COUNT_KEYS))
 
     def __init__(self, **config):
         unknown = set(config) - set(DEFAULTS) - set(DATA_KEYS)
@@ -86,12 +111,12 @@ class SinglePointTask(Task):
             raise ConfigError(f"--noc-thresholds {c['noc_thresholds']}: IoU percentages in (0, 100]")
         if c["object_batch"] < 1:
             raise ConfigError(f"--object-batch {c['object_batch']}: must be >= 1")
+        if not c["object_memory"] > 0:
+            raise ConfigError(f"--object-memory {c['object_memory']}: a memory budget in GiB, must be > 0")
         if c["compare_to"] is not None and not Path(c["compare_to"]).is_file():
             raise ConfigError(f"--compare-to {c['compare_to']}: no such results file")
         c["compare_to"] = str(c["compare_to"]) if c["compare_to"] is not None else None
         super().__init__(**c)
-        self.higher_is_better = {**{_key(t): False for t in c["noc_thresholds"]},
-                                 **{_key(t) + "_failures": False for t in c["noc_thresholds"]}}
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
@@ -110,8 +135,12 @@ class SinglePointTask(Task):
                             "say; default: off)")
         p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of --point random (default: 0)")
         p.add_argument("--object-batch", type=int, default=DEFAULTS["object_batch"],
-                       help="objects of one image decoded together per click round; bounds memory at about "
-                            "object-batch x 3 x H x W floats (default: 16)")
+                       help="objects of one image decoded together per click round, at most (default: 16; "
+                            "fewer on large images, see --object-memory)")
+        p.add_argument("--object-memory", type=float, default=DEFAULTS["object_memory"], metavar="GIB",
+                       help="memory budget of one click round in GiB: the object batch shrinks so that its "
+                            f"full-resolution arrays ({OBJECT_BYTES_PER_PIXEL} bytes per pixel per object) fit, "
+                            "down to one object (default: 1; never changes the results)")
         p.add_argument("--compare-to", metavar="RESULTS_JSON",
                        help="another single-point results.json: the bar chart then shows per-dataset "
                             "differences (this run minus that one) and the click plot both runs")
@@ -120,7 +149,7 @@ class SinglePointTask(Task):
     def process(self, model, item: Item, sample: Sample) -> dict:
         h, w = sample.image.shape[:2]
         ignore = self._ignore_region(item, sample)
-        objects, gts, skipped = [], [], []
+        objects, insts, skipped = [], [], []  # masks are decoded again per batch: only a batch's are held
         for inst in sample.instances:
             if inst.iscrowd:
                 continue
@@ -135,15 +164,20 @@ class SinglePointTask(Task):
                 skipped.append({"id": inst.id, "reason": why})
                 continue
             objects.append({"id": inst.id, "area": area})
-            gts.append(gt)
+            insts.append(inst)
         if not objects:
             reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped) or "no non-crowd instance"
             raise BadInput(f"{item.id}: no object to evaluate ({reasons})")
-        step = self.config["object_batch"]
+        step = object_batch_for(self.config["object_batch"], h, w, self.config["object_memory"] * GIB)
+        if bytes_per_object(h, w) > self.config["object_memory"] * GIB:
+            log.warning("%s: one object of a %dx%d image needs about %.1f GiB, over --object-memory %g; "
+                        "running one object at a time", item.id, w, h, bytes_per_object(h, w) / GIB,
+                        self.config["object_memory"])
         for start in range(0, len(objects), step):
             part = objects[start:start + step]
-            firsts = [self._first_click(item, obj["id"], gt, ignore) for obj, gt in zip(part, gts[start:start + step])]
-            for obj, res in zip(part, self._simulate(model, np.stack(gts[start:start + step]), ignore, firsts)):
+            gts = np.stack([inst.mask() for inst in insts[start:start + step]])
+            firsts = [self._first_click(item, obj["id"], gt, ignore) for obj, gt in zip(part, gts)]
+            for obj, res in zip(part, self._simulate(model, gts, ignore, firsts)):
                 obj.update(res)
         return {"objects": objects, "skipped_objects": skipped}
 
@@ -259,7 +293,8 @@ class SinglePointTask(Task):
                 log.warning("--compare-to: %s; plotting this run alone", exc)
         caption = (f"Single-point valid mask, {self.config['point']} first click: mIoU (%) after N clicks, "
                    f"NoC within {self.config['max_clicks']} clicks")
-        paths = write_table(self._table(results), out_dir, "single_point", caption=caption, floatfmt=".2f")
+        paths = write_table(self._table(results), out_dir, "single_point", caption=caption, floatfmt=".2f",
+                            results=results, sources=_paper_rows())
         paths.append(self._bars(results, other, out_dir / "single_point_bars.png"))
         paths.append(self._curves(results, other, out_dir / "single_point_clicks.png"))
         return paths

@@ -173,7 +173,7 @@ class TextToMaskTask(Task):
         flag = " [UNTRAINED: random weights]" if results.get("untrained") else ""
         caption = (f"Text-to-mask, {results['model']['name']}{flag}: mIoU, cIoU and precision at IoU 0.5/0.7/0.9 "
                    f"(percent). The SAM paper reports this experiment only qualitatively.")
-        return write_table(pd.DataFrame(rows), out_dir, "text_to_mask", caption=caption)
+        return write_table(pd.DataFrame(rows), out_dir, "text_to_mask", caption=caption, results=results)
 
 
 def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refine: bool = True) -> np.ndarray:

@@ -1,0 +1,211 @@
+"""The paper's tables with ours beside them: Table 3 edges, Table 4 proposals, Table 5 instances,
+Fig. 9 single point, NoC, text-to-mask.
+
+Each table holds three kinds of rows: the paper's (from a preset's ``[[paper]]`` rows, each naming
+its ``source``), ours (one per dataset of a run, and the mean over several), and differences,
+ours minus the paper's row for the same model only (``sam_bench.reports.methods``): a GrabCut run
+gets none. Built here from loaded runs, written by ``tables.write_table``; no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sam_bench.reports.latex import RowInfo
+from sam_bench.reports.methods import matching_row
+from sam_bench.reports.runs import model_label, numeric_items
+from sam_bench.reports.tables import coverage, source_note
+
+log = logging.getLogger("sam_bench")
+
+
+@dataclass
+class PaperTable:
+    stem: str
+    caption: str
+    task: str
+    columns: dict[str, str]  # metric key -> column title
+    floatfmt: str = ".1f"
+    plot_ylabel: str = ""
+
+
+TABLES = [
+    PaperTable("table3_edges", "Table 3. Zero-shot edge detection (BSDS500 protocol), 0-1", "edges",
+               {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f", "score (0-1)"),
+    PaperTable("table4_proposals", "Table 4. Object proposals, class-agnostic mask AR@1000 (%)", "proposals",
+               {"ar1000": "all", "ar1000_small": "small", "ar1000_medium": "med.", "ar1000_large": "large",
+                "ar1000_frequent": "freq.", "ar1000_common": "com.", "ar1000_rare": "rare"}, ".1f", "AR@1000 (%)"),
+    PaperTable("table5_instances", "Table 5. Instance segmentation from boxes, mask AP (%)", "instances",
+               {"ap": "AP", "ap_small": "APs", "ap_medium": "APm", "ap_large": "APl"}, ".1f", "mask AP (%)"),
+    PaperTable("fig9_single_point", "Fig. 9. Single point valid mask: mIoU (%) after N center points",
+               "single-point", {"miou_1": "1 pt", "miou_2": "2 pts", "miou_3": "3 pts", "miou_5": "5 pts",
+                                "miou_9": "9 pts", "miou_oracle_1": "1 pt oracle"}),
+    PaperTable("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; RITM "
+               "protocol)", "single-point", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"),
+    PaperTable("text_to_mask", "Text to mask (paper Sec. 7.5 is qualitative): referring-expression scores (%)",
+               "text-to-mask", {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7",
+                                "pr90": "Pr@0.9", "found": "found"}, ".1f", "%"),
+]
+
+
+@dataclass
+class Built:
+    """One paper table ready to write: the frame (Markdown row order) and, per row, its kind."""
+
+    df: pd.DataFrame
+    info: list[RowInfo]
+    long: list[dict]  # tables.LONG_COLUMNS rows: paper and ours, one number each
+    notes: list[str]
+    better: dict[str, bool] = field(default_factory=dict)  # column title -> higher is better
+    paper_plot: list[dict] = field(default_factory=list)
+    ours_plot: list[dict] = field(default_factory=list)
+
+
+def paper_rows(preset: str | None) -> list[dict]:
+    """A preset's ``[[paper]]`` rows with ``_data`` (what they were measured on) and ``_source``."""
+    from sam_bench.presets import load_presets
+
+    pre = load_presets().get(preset or "")
+    if not pre:
+        return []
+    data = ", ".join(pre.get("datasets", [])) or "paper"
+    where = Path(pre.get("path", f"{preset}.toml")).name
+    return [{**row, "_data": row.get("dataset") or row.get("scope") or data, "_preset": preset,
+             "_source": row.get("source") or f"source not stated in {where}"} for row in pre.get("paper", [])]
+
+
+def directions(task: str, columns: dict[str, str]) -> dict[str, bool]:
+    """column title -> higher is better, from the task's declared metrics (scoring ones with a direction)."""
+    from sam_bench import registry
+    from sam_bench.errors import SamBenchError
+
+    try:
+        cls = registry.get_task(task)
+    except SamBenchError as exc:
+        log.warning("task %s: metric directions unknown, no best value marked: %s", task, exc)
+        return {}
+    out = {}
+    for key, title in columns.items():
+        spec = cls.metric_spec(key) if hasattr(cls, "metric_spec") else None
+        if spec is not None and spec.scoring and spec.higher_is_better is not None:
+            out[title] = spec.higher_is_better
+    return out
+
+
+def _our_rows(entry: dict, columns: dict[str, str]) -> list[dict]:
+    """One row per dataset of a run (plus the mean when there are several), with the metric values."""
+    res = entry["results"]
+    label = model_label(res)
+    if res.get("config", {}).get("grounder"):
+        label += f" + {res['config']['grounder']} grounder"
+    rows = []
+    for name, ds in res.get("datasets", {}).items():
+        m = dict(numeric_items(ds.get("metrics", {})))
+        if not any(k in m for k in columns):
+            continue
+        standin = entry.get("standin_for", {}).get(name)
+        data = f"{name}{f' (for {standin})' if standin else ''}, {ds.get('num_items', 0)} img"
+        rows.append({"method": label, "data": data, "_dataset": standin or name, "_name": name, "_mean": False,
+                     "_items": ds.get("num_items", 0), **{k: m.get(k) for k in columns}})
+    if len(rows) > 1:
+        m = dict(numeric_items(res.get("metrics", {})))
+        rows.append({"method": label, "data": f"mean of {len(rows)} datasets", "_dataset": None, "_mean": True,
+                     "_name": f"mean of {len(rows)} datasets", "_items": sum(r["_items"] for r in rows),
+                     **{k: m.get(k) for k in columns}})
+    return rows
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) -> dict | None:
+    """ours − the paper's row for the same model (same dataset where the paper row names one); None
+    when no paper row reports our model, or our weights were random."""
+    res = entry["results"]
+    if res.get("untrained"):
+        return None
+    cands = [r for p in presets for r in paper_rows(p) if any(k in r for k in table.columns)]
+    if any("dataset" in r for r in cands):
+        cands = [r for r in cands if r.get("dataset") == ours["_dataset"]]
+    elif any("scope" in r for r in cands) and not ours["_mean"] and len(res["datasets"]) > 1:
+        return None  # a mean over datasets is compared with our mean only
+    model = res.get("model", {})
+    ref = matching_row(model.get("name", entry.get("model", "")), cands, model.get("variant"))
+    if ref is None:
+        return None
+    vals = {k: (ours[k] - ref[k]) if _is_num(ours.get(k)) and _is_num(ref.get(k)) else None for k in table.columns}
+    if all(v is None for v in vals.values()):
+        return None
+    return {"method": f"Δ {ours['method']} vs paper {ref['method']}", "data": ours["data"], **vals}
+
+
+def _long(paper: list[dict], ours: list[dict], columns: dict[str, str]) -> list[dict]:
+    rows = [{"method": r["method"], "source": r["_source"], "dataset": r["_data"], "metric": k, "value": r[k],
+             "items": None} for r in paper for k in columns if k in r]
+    rows += [{"method": o["method"], "source": "ours", "dataset": o["_name"], "metric": k, "value": o.get(k),
+              "items": o["_items"]} for o in ours for k in columns]
+    return rows
+
+
+def _notes(paper: list[dict], runs: list[dict], without_delta: list[str]) -> list[str]:
+    """Where the paper rows come from, what our rows cover, and which of ours have no difference row."""
+    notes = [source_note([{"method": r["method"], "source": r["_source"]} for r in paper])] if paper else []
+    covered: dict[str, list[str]] = {}
+    for e in runs:
+        text = coverage(e["results"], e.get("totals"), e.get("standin_for"))
+        covered.setdefault(text, []).append(model_label(e["results"]))
+    if covered:
+        notes.append("Ours: " + "; ".join(f"{', '.join(dict.fromkeys(m))} on {t}" for t, m in covered.items()) + ".")
+    if paper and without_delta:
+        notes.append(f"No difference row for {', '.join(dict.fromkeys(without_delta))}: no paper row reports that "
+                     f"model (differences are against the same model family and size only).")
+    return notes
+
+
+def build_table(table: PaperTable, entries: list[dict]) -> Built | None:
+    """One paper table from the finished runs of ``entries``; None when no run feeds it."""
+    runs = [e for e in entries if "results" in e and e["results"].get("task") == table.task]
+    presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
+    unique = []
+    for e in runs:
+        if e["dir"] not in presets_of:
+            unique.append(e)
+        presets_of.setdefault(e["dir"], []).extend(e.get("presets") or [e.get("preset")])
+    ours_all = [(e, r) for e in unique for r in _our_rows(e, table.columns)]
+    if not ours_all:
+        return None
+    paper, seen = [], set()
+    for e in runs:
+        for r in (r for p in presets_of[e["dir"]] for r in paper_rows(p)):
+            key = (r["method"], r["_data"])
+            if any(k in r for k in table.columns) and key not in seen:
+                seen.add(key)
+                paper.append(r)
+    cols = ["method", "data", *table.columns]
+    rows = [{"method": f"{r['method']} (paper)", "data": r["_data"], **{k: r.get(k) for k in table.columns}}
+            for r in paper]
+    info = [RowInfo("paper") for _ in paper]
+    with_delta = set()
+    for e, ours in ours_all:
+        rows.append({k: ours[k] for k in cols})
+        info.append(RowInfo("ours"))
+        delta = delta_row(ours, e, table, presets_of[e["dir"]])
+        if delta:
+            rows.append(delta)
+            info.append(RowInfo("delta"))
+            with_delta.add(e["dir"])
+    df = pd.DataFrame(rows, columns=cols).rename(columns=table.columns)
+    df = df.astype(object).where(df.notna(), None)
+    without = [model_label(e["results"]) for e in unique if e["dir"] not in with_delta]
+    paper_plot = [{"label": r["method"] + ("" if len({p["_data"] for p in paper}) == 1 else f", {r['_data']}"),
+                   **{k: r.get(k) for k in table.columns}} for r in paper]
+    headline = [rows[-1] for rows in (_our_rows(e, table.columns) for e in unique) if rows]  # mean or only row
+    ours_plot = [{"label": f"{o['method']}, {o['data']}", **{k: o.get(k) for k in table.columns}} for o in headline]
+    return Built(df, info, _long(paper, [o for _, o in ours_all], table.columns), _notes(paper, unique, without),
+                 directions(table.task, table.columns), paper_plot, ours_plot)
