@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,3 +51,20 @@ def test_plugin_module_registers_a_model_for_the_shell(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sam_bench", "--plugin", "no_such_module", "--help"],
                          capture_output=True, text=True, cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "--plugin no_such_module: cannot import it" in bad.stderr
+
+
+def test_model_without_optional_outputs_on_box_tasks(tmp_path):
+    """No iou_scores and no low_res_logits: instances runs unrefined and says so; AMG refuses by name."""
+    from sam_bench.errors import ConfigError
+    from sam_bench.runner import run_task
+
+    scope: dict = {}
+    exec(compile(python_blocks(REPO / "docs" / "python-api.md")[0], "python-api.md", "exec"), scope)
+    res = run_task("instances", scope["DiskModel"](radius=10), datasets=["synthetic"], out=tmp_path / "inst",
+                   limit=2, boxes="gt", progress=False)
+    assert res["failures"] == [] and res["datasets"]["synthetic"]["num_items"] == 2
+    lines = [json.loads(s) for s in (tmp_path / "inst" / "items.jsonl").read_text().splitlines()]
+    assert all(ln["record"].get("refine_skipped") for ln in lines)
+    with pytest.raises(ConfigError, match="returns no iou_scores"):
+        run_task("proposals", scope["DiskModel"](), datasets=["synthetic"], out=tmp_path / "prop", limit=1,
+                 progress=False)

@@ -276,6 +276,17 @@ class PromptableModel(_Timed):
         self.decoded_prompts += n
         return parts[0] if len(parts) == 1 else Prediction.cat(parts)
 
+    def predict_refined(self, boxes: Any = None, points: Any = None, labels: Any = None,
+                        refine: bool = True) -> tuple[Prediction, bool]:
+        """The paper's box prompt: the best of 3 masks, then (``refine``) one more single-mask pass
+        fed that mask's low-res logits with the same prompts. Returns (one mask per prompt, whether
+        the refinement ran: False when the model gives no ``low_res_logits``)."""
+        pred = self.predict(points=points, labels=labels, boxes=boxes, multimask=True).best()
+        if not refine or pred.low_res_logits is None:
+            return pred, False
+        return self.predict(points=points, labels=labels, boxes=boxes, mask_input=pred.low_res_logits,
+                            multimask=False), True
+
     def _check_prompts(self, points, labels, boxes, mask_input):
         h, w = self.image_size
         as_t = lambda x, dt: None if x is None else torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,

@@ -73,6 +73,7 @@ class InstancesTask(Task):
         self._prepared: set[int] = set()
         self._by_image = self._detections.by_image() if self._detections is not None else {}
         self._warned = False
+        self._warned_refine = False
 
     @classmethod
     def add_arguments(cls, p: argparse.ArgumentParser) -> None:
@@ -131,18 +132,24 @@ class InstancesTask(Task):
         return [(k, d) for k, d in self._by_image.get(item.image_id, [])
                 if detection_image_problem(d, h, w, None) is None]
 
-    def segment(self, model, boxes: np.ndarray) -> list[dict]:
-        """RLEs for (B, 4) XYXY boxes on the model's current image, 64 boxes (or the model's prompt
-        batch, when larger) per predict call; the model splits them into its own decoder batches."""
+    def segment(self, model, boxes: np.ndarray) -> tuple[list[dict], bool]:
+        """(RLEs, refined) for (B, 4) XYXY boxes on the model's current image, 64 boxes (or the
+        model's prompt batch, when larger) per predict call; the model splits them into its own
+        decoder batches. ``refined`` is False when the refinement was asked for and the model gives
+        no low-res logits to feed back."""
         rles: list[dict] = []
+        refined = True
         chunk = max(64, getattr(model, "prompt_batch", None) or 0)
         for s in range(0, len(boxes), chunk):
             b = torch.as_tensor(boxes[s:s + chunk], dtype=torch.float32)
-            pred = model.predict(boxes=b, multimask=True).best()
-            if self.config["refine"]:
-                pred = model.predict(boxes=b, mask_input=pred.low_res_logits, multimask=False)
+            pred, done = model.predict_refined(boxes=b, refine=self.config["refine"])
+            refined &= done or not self.config["refine"]
             rles += rle_encode(pred.masks[:, 0])
-        return rles
+        if not refined and not self._warned_refine:
+            log.warning("model %s returns no low_res_logits: the refinement pass is not applied (records say "
+                        "refine_skipped)", model.info.name)
+            self._warned_refine = True
+        return rles, refined
 
     def process(self, model, item: Item, sample: Sample) -> dict:
         if item.image_id is None:
@@ -150,10 +157,12 @@ class InstancesTask(Task):
         boxes, cats, scores = self.boxes_for(item, sample)
         h, w = sample.image.shape[:2]
         boxes = np.clip(boxes, 0, [w, h, w, h])  # detector boxes may reach past the border
-        rles = self.segment(model, boxes) if len(boxes) else []
+        rles, refined = self.segment(model, boxes) if len(boxes) else ([], True)
         record = {"image_id": item.image_id,
                   "results": [{"image_id": item.image_id, "category_id": c, "segmentation": r, "score": s}
                               for c, r, s in zip(cats, rles, scores)]}
+        if not refined:
+            record["refine_skipped"] = True
         if item.meta.get("dropped_empty_annotations"):
             record["gt_left_out"] = list(item.meta["dropped_empty_annotations"])  # not scored either
         return record

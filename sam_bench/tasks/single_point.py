@@ -228,6 +228,9 @@ class SinglePointTask(Task):
             masks = chosen.masks[:, 0].cpu().numpy()
             iou_k = mask_iou(masks, gts[active], ignore)
             if c["feed_logits"]:
+                if chosen.low_res_logits is None:
+                    raise ConfigError(f"--feed-logits feeds back low-res mask logits, and model {model.info.name!r} "
+                                      f"returns none; run without --feed-logits")
                 if low_res is None:
                     low_res = chosen.low_res_logits.new_zeros((b,) + tuple(chosen.low_res_logits.shape[1:]))
                 low_res[active] = chosen.low_res_logits

@@ -19,6 +19,7 @@ expressions the grounder answered).
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from sam_bench.grounders.clip import DEFAULT_ARCH, DEFAULT_CANDIDATES
 from sam_bench.metrics.refer import HIGHER_IS_BETTER, intersection_union, refer_metrics, sample_iou
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.tasks.base import Task
+
+log = logging.getLogger("sam_bench")
 
 DEFAULTS = {"grounder": "clip", "clip_checkpoint": None, "clip_arch": DEFAULT_ARCH, "clip_template": "{}",
             "boxes_file": None, "crop_expand": 1.0, "zero_background": False, "refine_center_click": False,
@@ -198,9 +201,8 @@ def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refin
             points = torch.as_tensor(np.stack([groundings[n].points for n in idx]), dtype=torch.float32)
             points = torch.minimum(points.clamp(min=0), torch.tensor([w - 1, h - 1], dtype=torch.float32))
             labels = torch.as_tensor(np.stack([groundings[n].labels for n in idx]), dtype=torch.int64)
-        pred = model.predict(points=points, labels=labels, boxes=boxes, multimask=True).best()
-        if has_box and refine:
-            pred = model.predict(points=points, labels=labels, boxes=boxes, mask_input=pred.low_res_logits,
-                                 multimask=False)
+        pred, refined = model.predict_refined(boxes=boxes, points=points, labels=labels, refine=has_box and refine)
+        if has_box and refine and not refined:
+            log.warning("model %s returns no low_res_logits: box refinement not applied", model.info.name)
         out[idx] = pred.masks[:, 0].cpu().numpy()
     return out
