@@ -14,7 +14,7 @@ from sam_bench.errors import SamBenchError
 
 VERBS = {
     "run": ("sam_bench.cli", "evaluate one task with one model", None),
-    "reproduce": ("sam_bench.reports.reproduce", "run every paper experiment and write the full report", None),
+    "reproduce": ("sam_bench.reproduce", "run every paper experiment and write the full report", None),
     "report": ("sam_bench.reports.report", "rebuild tables, plots and report.md from a saved run", None),
     "compare": ("sam_bench.reports.compare", "compare two runs metric by metric; exit 1 on a regression", None),
     "latency": ("sam_bench.latency", "time the image encoder and prompt decoder of a model", None),
@@ -57,6 +57,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                    "`synthetic`, or ad hoc coco:ANN:IMAGES, lvis:ANN:IMAGES, folder:IMAGES:MASKS, bsds:ROOT, "
                    "refcoco:ROOT (default: the task's own)")
     g.add_argument("--split", help="dataset split where the format has splits (e.g. BSDS500 test)")
+    g.add_argument("--split-by", metavar="NAME", help="refcoco datasets: the refs file, e.g. unc, google, umd "
+                   "(default: unc for RefCOCO/RefCOCO+, umd for RefCOCOg)")
     g.add_argument("--limit", type=positive_int, help="only the first N items of each dataset (quick checks)")
 
 
@@ -182,8 +184,6 @@ def run_main(args: argparse.Namespace) -> int:
     from sam_bench.models.options import parse_pairs
 
     options = {k: getattr(args, k) for k in args.task_options}
-    if args.split:
-        options["split"] = args.split
     model_options = parse_pairs(args.model_option)
     chosen = "".join(f"-{k}_{v}" for k, v in model_options.items())
     out = args.out or str(Path("runs") / _slug(f"{args.task}-{args.model}{chosen}"
@@ -192,7 +192,8 @@ def run_main(args: argparse.Namespace) -> int:
                        limit=args.limit, checkpoint=args.checkpoint, untrained=args.untrained, device=args.device,
                        dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
-                       max_skip_fraction=args.max_skip_fraction, **options)
+                       max_skip_fraction=args.max_skip_fraction, split=args.split, split_by=args.split_by,
+                       **options)
     if results is None:
         return 0
     from sam_bench.reports.tables import print_summary

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sam_bench.errors import ConfigError
+from sam_bench.results import RANDOM_WEIGHTS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +83,7 @@ def measure(model, image: np.ndarray, images: int = 3, prompts: int = 64, batche
 def tune(model, pts: np.ndarray, labels: np.ndarray, rounds: int = 4) -> None:
     """Decode until the model's batch tuner (CPU) has chosen, so the runner's own batch is timed."""
     for _ in range(rounds):
-        if not getattr(model, "tuning_batch", False):
+        if not model.tuning_batch:
             return
         model.predict(points=np.resize(pts, (128, *pts.shape[1:])), labels=np.resize(labels, (128, labels.shape[1])))
 
@@ -108,10 +109,10 @@ def main(args: argparse.Namespace) -> int:
         for dtype in args.dtype:
             model = build_model(name, checkpoint=args.checkpoint, untrained=args.untrained, device=str(device),
                                 dtype=dtype, **options)
-            if "promptable" not in getattr(model, "kinds", ()):
+            if "promptable" not in model.kinds:
                 raise ConfigError(f"latency times promptable models; {name!r} is a {model.kind} model")
             info = model.info.as_dict()
-            weights = "random weights" if info.get("untrained") else Path(info.get("checkpoint") or "-").name
+            weights = RANDOM_WEIGHTS if info.get("untrained") else Path(info.get("checkpoint") or "-").name
             for r in measure(model, image, args.images, args.prompts, args.prompt_batch):
                 rows.append({"model": name, **({"options": shown} if shown else {}), "weights": weights,
                              "device": str(device), "dtype": dtype, **r})

@@ -9,8 +9,9 @@ A preset names its task and fixes options to the paper's settings::
     grid = 64
 
 ``sam-bench run PRESET`` runs the task with those defaults (any option can still be overridden
-on the command line); ``sam-bench reproduce`` runs the presets that carry ``[[paper]]`` rows
-(or say ``reproduce = true`` before their tables).
+on the command line); ``sam-bench reproduce`` runs the presets that carry ``[[paper]]`` rows or
+a ``[reproduce]`` table with ``run = true``; ``[reproduce] model_kinds = [...]`` (and ``why``)
+limits the models it runs the preset for (``sam_bench.reproduce_plan``).
 Extra preset folders can be added with ``$SAM_BENCH_PRESETS`` (os.pathsep-separated).
 """
 

@@ -2,14 +2,14 @@
 
 Layout of a run directory ``OUT/``::
 
-    OUT/run.json            the task, model and config the run was started with (resume checks it)
+    OUT/run.json            the task, model, config and data options the run was started with (resume checks it)
     OUT/items.jsonl         one line per finished item (``items.rank<R>.jsonl`` under torchrun)
     OUT/results.json        the final schema below, written atomically at the end
 
 ``results.json`` (``SCHEMA_VERSION`` 1)::
 
     {"schema_version": 1, "task": str, "model": {"name", "checkpoint", "checkpoint_sha256", "untrained"},
-     "config": {...}, "datasets": {NAME: {"metrics": {...}, "num_items": int, "num_skipped": int,
+     "config": {...task options...}, "data_options": {...split, subsampling...}, "datasets": {NAME: {"metrics": {...}, "num_items": int, "num_skipped": int,
      "skips": [{"item": id, "reason": str}]}}, "metrics": {...aggregate...}, "latency": {...},
      "provenance": {...}, "untrained": bool}
 
@@ -143,6 +143,32 @@ def load_results(path: str | os.PathLike) -> dict:
         if isinstance(metrics, dict):
             block["metrics"] = {k: float("nan") if v is None else v for k, v in metrics.items()}
     return res
+
+
+RANDOM_WEIGHTS = "random weights"  # how every table, summary and message names --untrained weights
+
+
+def weights_label(untrained: bool) -> str:
+    """"random weights" or "trained weights"."""
+    return RANDOM_WEIGHTS if untrained else "trained weights"
+
+
+def model_label(results: dict) -> str:
+    """The model's name as tables show it, flagged "(untrained)" when its weights were random."""
+    name = (results.get("model") or {}).get("name", "?")
+    return f"{name} (untrained)" if results.get("untrained") else name
+
+
+def untrained_banner(results: dict) -> str:
+    """The loud flag after a run's headline ("" for trained weights)."""
+    return f"[UNTRAINED: {RANDOM_WEIGHTS}]" if results.get("untrained") else ""
+
+
+def run_settings(results: dict) -> dict:
+    """Everything that set a run's numbers: its task ``config`` and its ``data_options`` (split,
+    subsampling...) in one mapping. Runs written before data options had their own key carried
+    them in ``config``, so the two read alike."""
+    return {**(results.get("config") or {}), **(results.get("data_options") or {})}
 
 
 class ItemStore:

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sam_bench import distributed
 from sam_bench.data.base import Dataset
@@ -23,6 +23,9 @@ from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, con
 from sam_bench.runlock import RunLock
 from sam_bench.tasks.base import Task
 from sam_bench.timing import StageTimes, Stopwatch
+
+if TYPE_CHECKING:
+    from sam_bench.models.base import Model
 
 log = logging.getLogger("sam_bench")
 
@@ -72,13 +75,13 @@ def unique_names(datasets: list[Dataset]) -> None:
             ds.name = new
 
 
-def _model_seconds(model: Any) -> float:
-    return getattr(model, "encoder_seconds", 0.0) + getattr(model, "decoder_seconds", 0.0)
+def _model_seconds(model: Model) -> float:
+    return model.encoder_seconds + model.decoder_seconds
 
 
-def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
-             progress: bool | None = None, restart: bool = False,
-             max_skip_fraction: float = MAX_SKIP_FRACTION) -> dict | None:
+def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
+             progress: bool | None = None, restart: bool = False, max_skip_fraction: float = MAX_SKIP_FRACTION,
+             data_options: dict | None = None) -> dict | None:
     """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
 
     Finished items found in ``out`` are not run again, so an interrupted run resumes where it
@@ -87,6 +90,8 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     each rank takes a strided share of items and appends to its own JSONL; rank 0 merges them and
     computes the metrics, which therefore equal a one-process run. ``results["failures"]`` lists
     why the run should not count (a dataset that evaluated nothing, too many skips).
+    ``data_options``: what the datasets were opened with (split, subsampling...), recorded in the
+    run's identity.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give at least 1 item per dataset (or leave it out for all)")
@@ -96,19 +101,22 @@ def evaluate(task: Task, model: Any, datasets: Iterable[Dataset], out: str | Pat
     rank, size = distributed.init()
     datasets = list(datasets)
     unique_names(datasets)
+    task.setup()  # the files its options name (detections, grounders), once
     for ds in datasets:
         task.prepare(ds)
     with RunLock(out, enabled=rank == 0):
         return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
-                         max_skip_fraction=max_skip_fraction)
+                         max_skip_fraction=max_skip_fraction, data_options=dict(data_options or {}))
 
 
-def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: int, size: int, *,
-              limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float) -> dict | None:
-    header = {"task": task.name, "model": model.info.as_dict(), "config": task.config,
+def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
+              limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
+              data_options: dict) -> dict | None:
+    header = {"task": task.name, "model": model.info.as_dict(), "config": task.config, "data_options": data_options,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
-                                          "model": model.info.as_dict(), "datasets": [d.name for d in datasets]})}
+                                          "data_options": data_options, "model": model.info.as_dict(),
+                                          "datasets": [d.name for d in datasets]})}
     if rank == 0:
         header["inputs"] = {"datasets": {d.name: fingerprint(d) for d in datasets},
                             "files": option_files(task.scoring_config(task.config))}
@@ -146,16 +154,18 @@ def _evaluate(task: Task, model: Any, datasets: list[Dataset], out: Path, rank: 
         return None
     lines = merge_items(sorted(out.glob("items*.jsonl")))
     with Stopwatch() as sw:
-        results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit)
+        results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit, data_options=data_options)
     stages.add("metric", sw.seconds)
-    stages.add("encoder", getattr(model, "encoder_seconds", 0.0), getattr(model, "encoder_calls", 0))
-    stages.add("decoder", getattr(model, "decoder_seconds", 0.0), getattr(model, "decoder_calls", 0))
+    stages.add("encoder", model.encoder_seconds, model.encoder_calls)
+    stages.add("decoder", model.decoder_seconds, model.decoder_calls)
     results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
-    results["provenance"] = provenance(getattr(model, "device", None))
+    results["provenance"] = provenance(model.device)
     results["failures"] = failures(results, max_skip_fraction)
     atomic_write_json(out / "results.json", results)
-    task.outputs(results, out)
+    from sam_bench.reports.render import write_run_outputs  # the task's files, its declared tables and plots
+
+    write_run_outputs(results, out, task=type(task))
     return results
 
 
@@ -204,7 +214,7 @@ def skip_summary(results: dict, top: int = 3) -> list[str]:
 
 
 def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list[dict],
-              limit: int | None = None) -> dict:
+              limit: int | None = None, data_options: dict | None = None) -> dict:
     """The results schema from merged per-item lines (also used by ``sam-bench report``)."""
     per_ds: dict[str, dict] = {}
     for ds in datasets:
@@ -220,19 +230,33 @@ def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list
                            "num_skipped_counted": counted, "declared_absent": declared, "skips": skips}
     agg = task.aggregate({k: v["metrics"] for k, v in per_ds.items() if v["metrics"]})
     return {"schema_version": SCHEMA_VERSION, "task": task.name, "model": model_info,
-            "untrained": bool(model_info.get("untrained")), "config": task.config, "limit": limit,
+            "untrained": bool(model_info.get("untrained")), "config": task.config,
+            "data_options": dict(data_options or {}), "limit": limit,
             "datasets": per_ds, "metrics": agg, "undefined": mark_undefined(agg)}
+
+
+def resolve_data_options(*layers: dict | None) -> dict:
+    """The run's data options: later layers over earlier ones (task defaults, dict, named), unset (None) left out."""
+    out: dict = {}
+    for layer in layers:
+        out.update({k: v for k, v in (layer or {}).items() if v is not None})
+    return out
 
 
 def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, data_root: str | None = None,
              out: str | Path, limit: int | None = None, checkpoint: str | None = None, untrained: bool = False,
              device: str | None = None, dtype: str | None = None, prompt_batch: int | None = None,
              model_options: dict | None = None, progress: bool | None = None, restart: bool = False,
-             max_skip_fraction: float = MAX_SKIP_FRACTION, **options: Any) -> dict | None:
+             max_skip_fraction: float = MAX_SKIP_FRACTION, split: str | None = None, split_by: str | None = None,
+             subsample: bool | None = None, subsample_seed: int | None = None, data_options: dict | None = None,
+             **options: Any) -> dict | None:
     """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
 
     ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
-    task's own settings (what its command-line options set).
+    task's own settings (what its command-line options set). The data options (``split``,
+    ``split_by``, ``subsample``, ``subsample_seed``, and readers' own in ``data_options``, e.g. a
+    folder mask ``threshold``) go straight to the data layer (``catalog.open_for_run``), over the
+    task's ``data_defaults``, and are recorded in the run's identity.
     """
     from sam_bench import registry
     from sam_bench.data import catalog
@@ -243,14 +267,16 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     if isinstance(model, str):
         model = build_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,
                             **(model_options or {}))
-    if prompt_batch and hasattr(model, "prompt_batch"):
+    if prompt_batch and "promptable" in model.kinds:
         model.prompt_batch = prompt_batch
     specs, absent = catalog.expand(list(datasets or task_cls.default_datasets), data_root)
     for name, reason in absent:
         log.warning("dataset %s not run: %s", name, reason)
-    opened = [catalog.open_for_task(spec, data_root, task_obj) for spec in specs]
+    named = {"split": split, "split_by": split_by, "subsample": subsample, "subsample_seed": subsample_seed}
+    data = resolve_data_options(task_cls.data_defaults, data_options, named)
+    opened = catalog.open_for_run(specs, data_root, data)
     results = evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
-                       max_skip_fraction=max_skip_fraction)
+                       max_skip_fraction=max_skip_fraction, data_options=data)
     if results is not None and absent:
         results["not_run"] = [{"dataset": n, "reason": r} for n, r in absent]
         results["failures"] = failures(results, max_skip_fraction)

@@ -1,9 +1,8 @@
-"""Catalog names, ``expand``, ``open_for_task``, subsampling, and the synthetic default."""
+"""Catalog names, ``expand``, ``open_for_run``, subsampling, and the synthetic default."""
 
 from __future__ import annotations
 
 import json
-import types
 
 import numpy as np
 import pytest
@@ -58,13 +57,22 @@ def test_subsample_whole_images_seeded():
     assert small.meta["sampled_image_ids"] is None and len(small.items) == 10
 
 
-def test_open_for_task_passes_split(tmp_path, data_root):
-    task = types.SimpleNamespace(config={"split": "val", "seed": 5})
-    ds = catalog.open_for_task("bsds500", data_root, task)
-    assert ds.name == "BSDS500" and len(ds.items) == 100 and ds.meta["split"] == "val"
-    assert catalog.open_for_task("GrabCut", data_root, task).name == "GrabCut"  # single split: ignored
-    syn = catalog.open_for_task("synthetic:2", None, task)
+def test_open_for_run_gives_each_dataset_what_its_reader_takes(tmp_path, data_root):
+    opts = {"split": "val", "split_by": "umd", "subsample_seed": 5}
+    bsds, grabcut, syn = catalog.open_for_run(["bsds500", "GrabCut", "synthetic:2"], data_root, opts)
+    assert bsds.name == "BSDS500" and len(bsds.items) == 100 and bsds.meta["split"] == "val"
+    assert grabcut.name == "GrabCut" and grabcut.meta["split"] == "all"  # single split: ignored
     assert syn.name == "synthetic" and len(syn.items) == 2 and syn.meta["params"]["seed"] == 0
+    assert catalog.options_for("bsds500", opts) == {"split": "val", "subsample_seed": 5}
+    assert catalog.options_for("GrabCut", opts) == {"subsample_seed": 5}
+    assert catalog.options_for(f"refcoco:{tmp_path}", opts) == {"split": "val", "split_by": "umd"}
+    assert catalog.options_for("synthetic:2", {**opts, "seed": 3}) == {"seed": 3}
+
+
+def test_open_for_run_refuses_a_reader_option_no_dataset_takes(tmp_path):
+    with pytest.raises(ConfigError, match=r"data option 'threshold': no dataset of this run \(synthetic:2\) "
+                                          r"takes it"):
+        catalog.open_for_run(["synthetic:2"], None, {"threshold": 128})
 
 
 def test_synthetic_default(tmp_path):

@@ -99,7 +99,7 @@ def test_oracle_with_gt_boxes_gives_ap_100_and_refines_in_batches(tmp_path):
                          progress=False)["datasets"][ds.name]["metrics"]
     assert no_refine["ap"] < 90  # the eroded masks score lower: the refinement pass mattered
     table = (tmp_path / "run" / "table5_instances.md").read_text()
-    assert "ViTDet-H" in table and "46.5" in table and "ground truth" in table
+    assert "ViTDet-H (paper)" in table and "46.5" in table and "| oracle " in table  # paper rows beside ours
 
 
 def test_lvis_gt_boxes_ap_100(tmp_path):
@@ -160,11 +160,12 @@ def test_detector_boxes_with_grabcut_equal_pycocotools_on_the_results_file(tmp_p
 
 
 def test_bad_boxes_file_is_a_clear_error(tmp_path):
+    task = InstancesTask(boxes=str(tmp_path / "nope.json"))  # creating the task reads no file
     with pytest.raises(ConfigError, match="no such file"):
-        InstancesTask(boxes=str(tmp_path / "nope.json"))
+        task.setup()
     (tmp_path / "bad.json").write_text(json.dumps([{"image_id": 1, "bbox": [0, 0, 1, 1]}]))
     with pytest.raises(ConfigError, match="bad.json: entry 0 lacks"):
-        InstancesTask(boxes=str(tmp_path / "bad.json"))
+        InstancesTask(boxes=str(tmp_path / "bad.json")).setup()
 
 
 @pytest.mark.realdata

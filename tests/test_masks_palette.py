@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from sam_bench import registry
-from sam_bench.data.base import open_dataset, spec_value, split_spec
+from sam_bench.data.catalog import open_dataset
 from sam_bench.data.folder import open_folder, read_mask
+from sam_bench.data.specs import spec_value, split_spec
 from sam_bench.errors import BadInput, ConfigError
 
 H, W = 48, 64
@@ -174,7 +175,7 @@ def test_bad_spec_options_are_config_errors(davis, spec, message):
 
 
 def test_spec_option_clashing_with_task_option(tmp_path):
-    with pytest.raises(ConfigError, match=r"split='val' in the spec but 'test' from the task options; set it once, "
+    with pytest.raises(ConfigError, match=r"split='val' in the spec but 'test' from the run's data options; set it once, "
                                           r"with --split"):
         open_dataset(f"bsds:{tmp_path}:split=val", split="test")
 

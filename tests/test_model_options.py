@@ -110,7 +110,7 @@ def test_latency_types_and_checks_options(tmp_path, capsys):
 
 
 def _plan(argv):
-    from sam_bench.reports.reproduce import plan
+    from sam_bench.reproduce_plan import plan
 
     return plan(build_parser(["reproduce"]).parse_args(["reproduce", *argv]))
 

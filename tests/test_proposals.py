@@ -19,7 +19,7 @@ from coco_fixtures import gt_masks, make_dataset, rle_of
 from sam_bench import amg
 from sam_bench.data.coco import open_coco
 from sam_bench.data.lvis import open_lvis
-from sam_bench.models.base import ModelInfo, ProposalModel
+from sam_bench.models.base import ModelInfo, PromptableModel, ProposalModel
 from sam_bench.models.slic_proposals import SegmentProposals, build_slic_proposals, hierarchical_grouping
 from sam_bench.presets import load_presets
 from sam_bench.runner import evaluate
@@ -127,11 +127,8 @@ def test_ar_equals_cocoeval_on_the_same_proposals(tmp_path, lvis):
         assert ours[f"ar1000_{name}"] == pytest.approx(_direct_ar(path, present, props, cats)[0], abs=1e-9)
 
 
-class FakePromptable:
-    """Stands in for a SAM adapter: only ``kinds``; ``amg.generate`` is replaced in the test."""
-
-    kind = "promptable"
-    kinds = ("promptable",)
+class FakePromptable(PromptableModel):
+    """Stands in for a SAM adapter; ``amg.generate`` is replaced in the test."""
 
     def __init__(self):
         self.info = ModelInfo(name="fake-sam", untrained=True)

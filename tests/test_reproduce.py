@@ -111,10 +111,10 @@ def test_report_rebuilds_the_same_tables(run_dir, capsys):
     before = {p.name: p.read_text() for p in run_dir.glob("*.md")}
     for p in list(run_dir.glob("*.md")) + list(run_dir.glob("*.png")):
         p.unlink()
-    (run_dir / "interactive-grabcut" / "single_point.md").unlink()
+    (run_dir / "interactive-grabcut" / "fig9_single_point.md").unlink()
     assert cli(["report", str(run_dir)]) == 0
     assert {p.name: p.read_text() for p in run_dir.glob("*.md")} == before
-    assert (run_dir / "interactive-grabcut" / "single_point.md").exists()  # the task's own outputs too
+    assert (run_dir / "interactive-grabcut" / "fig9_single_point.md").exists()  # each run's own tables too
     assert (run_dir / "fig9_single_point_clicks.png").exists()
 
 

@@ -241,7 +241,7 @@ def test_evaluate_and_aggregate_on_hand_made_records():
 ])
 def test_bad_options(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        SinglePointTask(**kwargs)
+        SinglePointTask(**kwargs).setup()  # values are checked on creation, files in setup
 
 
 def test_config_records_every_setting():
@@ -251,17 +251,26 @@ def test_config_records_every_setting():
 
 
 def test_outputs_table_bars_and_curves_with_comparison(tmp_path):
+    from sam_bench.reports.render import write_run_outputs
+
     res_a, _ = run(tmp_path / "a", "truth")
     out = tmp_path / "a" / "out"
-    md = (out / "single_point.md").read_text()
-    assert "| fake-truth" in md and "SAM ViT-H (reported)" in md and "58.1" in md
-    csv = (out / "single_point.csv").read_text().splitlines()
-    assert csv[0].startswith("method,dataset,objects,mIoU@1") and csv[1].startswith("fake-truth,toy,5,100.0")
-    for png in ("single_point_bars.png", "single_point_clicks.png"):
+    md = (out / "fig9_single_point.md").read_text()
+    assert "| fake-truth" in md and "SAM ViT-H (paper)" in md and "58.1" in md
+    noc = (out / "interactive_noc.md").read_text()
+    assert "| fake-truth" in noc and "RITM" in noc  # the NoC table: our NoC beside the paper's per dataset
+    csv = (out / "fig9_single_point.csv").read_text().splitlines()
+    assert csv[0] == "method,source,dataset,metric,value,items" and "fake-truth,ours,toy,miou_1,100.0,3" in csv
+    for png in ("fig9_single_point_bars.png", "fig9_single_point_clicks.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    task = SinglePointTask(compare_to=str(out / "results.json"))
-    paths = task.outputs(res_a, tmp_path / "cmp")
-    assert {p.name for p in paths} >= {"single_point.md", "single_point_bars.png", "single_point_clicks.png"}
+    res_b, _ = run(tmp_path / "b", "empty", task=SinglePointTask(compare_to=str(out / "results.json")))
+    paths = write_run_outputs(res_b, tmp_path / "cmp")
+    assert {p.name for p in paths} >= {"fig9_single_point.md", "fig9_single_point_bars.png",
+                                       "fig9_single_point_clicks.png"}
+    alone = write_run_outputs({**res_b, "config": {**res_b["config"], "compare_to": None}}, tmp_path / "alone")
+    png = {p.name: p.read_bytes() for p in alone}
+    assert (tmp_path / "cmp" / "fig9_single_point_clicks.png").read_bytes() != png["fig9_single_point_clicks.png"]
+    assert "fake-truth" not in (tmp_path / "cmp" / "fig9_single_point.md").read_text()  # plots only, not tables
 
 
 def test_cli_run_with_grabcut_on_synthetic(tmp_path, monkeypatch, capsys):

@@ -16,10 +16,16 @@ import pytest
 from sam_bench.presets import load_presets
 from sam_bench.reports.latex import RowInfo, escape, render
 from sam_bench.reports.methods import identify, matching_row, same_model
-from sam_bench.reports.paper_tables import TABLES, build_table
+from sam_bench.reports.paper_tables import build_table
+from sam_bench.reports.render import declared_tables, task_class
 from sam_bench.reports.tables import LONG_COLUMNS, coverage, dataset_totals, source_note, write_table
 
-TABLE = {t.stem: t for t in TABLES}
+TABLE = declared_tables(("edges", "proposals", "instances", "single-point", "text-to-mask"))  # stem -> (task, spec)
+
+
+def build(stem: str, entries: list[dict]):
+    task, spec = TABLE[stem]
+    return build_table(task, spec, entries, task_class(task))
 AP = {"ap": 40.0, "ap_small": 20.0, "ap_medium": 45.0, "ap_large": 60.0}
 
 
@@ -142,7 +148,7 @@ def test_matcher_prefers_the_plain_row():
 
 def test_delta_only_for_the_model_the_paper_reports():
     entries = [entry("sam_vit_h"), entry("grabcut"), entry("sam_vit_b"), entry("sam_vit_h", untrained=True)]
-    built = build_table(TABLE["table5_instances"], entries)
+    built = build("table5_instances", entries)
     rows = built.df.to_dict("records")
     deltas = [r for r in rows if r["method"].startswith("Δ")]
     assert [r["method"] for r in deltas] == ["Δ sam_vit_h vs paper SAM"]
@@ -155,7 +161,7 @@ def test_delta_only_for_the_model_the_paper_reports():
 
 def test_delta_per_dataset_against_the_paper_row_of_that_dataset():
     noc = {"noc85": 1.2, "noc90": 1.5}
-    built = build_table(TABLE["interactive_noc"], [entry("ritm hrnet32 it-m", "single-point", "interactive", noc,
+    built = build("interactive_noc", [entry("ritm hrnet32 it-m", "single-point", "interactive", noc,
                                                         dataset="GrabCut")])
     delta = next(r for r in built.df.to_dict("records") if r["method"].startswith("Δ"))
     assert delta["NoC@85"] == pytest.approx(1.2 - 1.46) and delta["data"] == "GrabCut, 10 img"
@@ -164,7 +170,7 @@ def test_delta_per_dataset_against_the_paper_row_of_that_dataset():
 
 # -- CSV, sources, counts --------------------------------------------------------------------------
 def test_csv_long_form_with_sources(tmp_path):
-    built = build_table(TABLE["table5_instances"], [entry("sam_vit_h"), entry("grabcut", items=7)])
+    built = build("table5_instances", [entry("sam_vit_h"), entry("grabcut", items=7)])
     _, csv_path, tex_path = write_table(built.df, tmp_path, "table5_instances", caption="T5", info=built.info,
                                         better=built.better, notes=built.notes, long=built.long)
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -215,7 +221,7 @@ def test_caption_counts_with_limit(tmp_path):
     md, _, tex = write_table(pd.DataFrame({"m": [1.0]}), tmp_path, "single_point", caption="S", results=e["results"])
     assert "This run: 10 of 50 images of GrabCut (--limit 10)." in md.read_text()
     assert "\\caption{S. This run: 10 of 50 images of GrabCut (-{}-limit 10).}" in tex.read_text()
-    built = build_table(TABLE["fig9_single_point"], [e])
+    built = build("fig9_single_point", [e])
     assert "Ours: grabcut on 10 of 50 images of GrabCut (--limit 10)." in built.notes
 
 

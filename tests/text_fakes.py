@@ -14,7 +14,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from sam_bench.data.base import Dataset, Instance, Item, Sample
-from sam_bench.grounders.native import TextMasks
+from sam_bench.models.text import TextMasks, TextModel
 from sam_bench.models.base import LOW_RES, ModelInfo, Prediction, PromptableModel
 
 TINY_CLIP = {"embed_dim": 32,
@@ -234,10 +234,8 @@ def save_openai_style_clip(folder: Path) -> tuple[Path, torch.nn.Module]:
     return path, model
 
 
-class FakeTextModel:
+class FakeTextModel(TextModel):
     """Takes text: the instance whose colour word the text holds gets score 0.8, the others 0.1."""
-
-    kind, kinds = "text", ("text",)
 
     def __init__(self, ds):
         self.info = ModelInfo(name="fake-text")

@@ -15,16 +15,19 @@ import inspect
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from sam_bench.config import data_root as resolve_root
 from sam_bench.data.base import Dataset
+from sam_bench.data.specs import accepted, adhoc_opener, open_adhoc
 from sam_bench.errors import ConfigError
 
 PATH_KEYS = ("ann_json", "image_dir", "mask_dir", "root")
 SUBSAMPLE_THRESHOLD, SUBSAMPLE_TARGET = 15000, 10000
-DATA_OPTIONS = ("split", "split_by", "subsample", "subsample_seed")  # task.config keys that reach the data layer
+RUN_OPTIONS = ("split", "split_by", "subsample", "subsample_seed")  # applied where a dataset has them
+CATALOG_OPTIONS = ("split", "subsample", "subsample_seed")  # taken by open_catalog itself, not the card's opener
 
 
 def card_dirs() -> list[Path]:
@@ -210,7 +213,6 @@ def expand(specs: list[str], data_root: str | Path | None) -> tuple[list[str], l
     name raises the did-you-mean error).
     """
     from sam_bench import registry
-    from sam_bench.config import data_root as resolve_root
 
     root = resolve_root(data_root)
     out: list[str] = []
@@ -232,28 +234,60 @@ def expand(specs: list[str], data_root: str | Path | None) -> tuple[list[str], l
     return list(dict.fromkeys(out)), absent
 
 
-def open_for_task(spec: str, data_root: str | Path | None, task: Any) -> Dataset:
-    """Open ``spec`` with the data options found in ``task.config`` (split, split_by, subsampling).
+def open_dataset(spec: str, data_root: str | Path | None = None, **options: Any) -> Dataset:
+    """A dataset from a catalog name or a ``format:path[:path]`` spec (``sam_bench.data.specs``)."""
+    if adhoc_opener(spec) is not None:
+        return open_adhoc(spec, **options)
+    return open_catalog(spec, resolve_root(data_root), **options)
 
-    A task-wide ``split`` reaches catalog datasets that have splits, ``bsds:`` and ``refcoco:``
-    specs; datasets with a single split ignore it.
+
+def spec_opener(spec: str) -> Callable | None:
+    """The reader that opens ``spec``: its format's opener, a card's; None for an unknown name."""
+    from sam_bench import registry
+
+    opener = adhoc_opener(spec)
+    card = None if opener is not None else find_card(spec)
+    return opener if card is None else registry.get_format(card["format"])
+
+
+def options_for(spec: str, data_options: dict[str, Any]) -> dict[str, Any]:
+    """The run's data options that reach ``spec``, chosen by what its opener accepts (its signature).
+
+    Catalog names also take the catalog's own ``split`` (cards with splits only; a single-split card
+    ignores it), ``subsample`` and ``subsample_seed``; the rest reaches the card's opener the same way.
     """
-    from sam_bench.config import data_root as resolve_root
-    from sam_bench.data.base import open_dataset
+    opts = {k: v for k, v in data_options.items() if v is not None}
+    opener = spec_opener(spec)
+    if opener is None:
+        return {}
+    card = None if adhoc_opener(spec) is not None else find_card(spec)
+    if card is None:
+        return accepted(opener, opts)
+    own = {k: opts[k] for k in CATALOG_OPTIONS if k in opts and (k != "split" or card.get("splits"))}
+    return {**accepted(opener, {k: v for k, v in opts.items() if k not in CATALOG_OPTIONS}), **own}
 
-    config = getattr(task, "config", {}) or {}
-    opts = {k: config[k] for k in DATA_OPTIONS if config.get(k) is not None}
-    fmt, sep, _ = spec.partition(":")
-    card = None if sep else find_card(spec)
-    if card is not None:
-        if not card.get("splits"):
-            opts.pop("split", None)
-        return open_catalog(spec, resolve_root(data_root), subsample_masks=opts.pop("subsample", None),
-                            subsample_seed=opts.pop("subsample_seed", 0), **opts)
-    opts.pop("subsample", None)
-    opts.pop("subsample_seed", None)
-    if fmt != "refcoco":
-        opts.pop("split_by", None)
-    if fmt not in ("bsds", "refcoco"):
-        opts.pop("split", None)
-    return open_dataset(spec, data_root, **opts)
+
+def open_for_run(specs: list[str], data_root: str | Path | None, data_options: dict[str, Any] | None = None
+                 ) -> list[Dataset]:
+    """Open every dataset of a run with its share of the run's data options (``options_for``).
+
+    ``split``, ``split_by`` and the subsampling apply where a dataset has them; any other option
+    (a reader's own, e.g. a folder mask ``threshold``) that no dataset of the run takes is a
+    ``ConfigError`` naming it and the datasets.
+    """
+    opts = {k: v for k, v in (data_options or {}).items() if v is not None}
+    taken = {k for spec in specs for k in options_for(spec, opts)}
+    unused = sorted(set(opts) - taken - set(RUN_OPTIONS))
+    if unused:
+        raise ConfigError(f"data option {', '.join(map(repr, unused))}: no dataset of this run "
+                          f"({', '.join(specs)}) takes it")
+    out = []
+    for spec in specs:
+        mine = options_for(spec, opts)
+        if ":" not in spec and find_card(spec) is not None:
+            out.append(open_catalog(spec, resolve_root(data_root), split=mine.pop("split", None),
+                                    subsample_masks=mine.pop("subsample", None),
+                                    subsample_seed=mine.pop("subsample_seed", 0), **mine))
+        else:
+            out.append(open_dataset(spec, data_root, **mine))
+    return out

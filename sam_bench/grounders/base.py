@@ -15,13 +15,14 @@ Grounders are plugins: entry-point group ``sam_bench.grounders`` (``clip``, ``bo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 
 from sam_bench.data.base import Instance, Item, Sample
 from sam_bench.errors import ConfigError
+from sam_bench.options import Options
 
 
 @dataclass
@@ -86,22 +87,28 @@ class Grounding:
 
 
 class Grounder:
-    """Subclass: set ``name``, read your options in ``__init__`` from the task config, implement ``ground``.
+    """Subclass: set ``name``, declare your options (``Options``), implement ``ground``.
 
+    ``Options``: a frozen dataclass (``sam_bench.options``) of the task-config keys this grounder
+    reads; the text-to-mask task offers them as its own flags and records them in its config.
     ``needs_model_kinds``: model kinds this grounder can drive (the task refuses other models).
+    Building a grounder loads what its options name (the task's ``setup`` does it, once).
     """
 
     name: ClassVar[str] = ""
     needs_model_kinds: ClassVar[tuple[str, ...]] = ("promptable",)
+    Options: ClassVar[type[Options]] = Options
 
     def __init__(self, config: dict[str, Any]):
-        self.check_options(config)
+        self.options = self.check_options(config)
         self.config = config
 
     @classmethod
-    def check_options(cls, config: dict[str, Any]) -> None:
-        """Raise ConfigError for unusable options, cheaply (no file is read): the task calls it when it
-        is created, before the model is built; files are opened in ``__init__``."""
+    def check_options(cls, config: dict[str, Any]) -> Options:
+        """This grounder's options from the task config (keys it does not declare left out), checked
+        without reading a file: the task calls it when it is created, before the model is built."""
+        own = {f.name for f in fields(cls.Options)}
+        return cls.Options.build({k: v for k, v in config.items() if k in own}, f"--grounder {cls.name}")
 
     def ground(self, model: Any, item: Item, sample: Sample, queries: list[Query]) -> list[Grounding]:
         """One ``Grounding`` per query, in order, for the image the model holds (``sample.image``)."""

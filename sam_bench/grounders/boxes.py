@@ -14,6 +14,7 @@ The top-scoring box prompts the model; an expression with no entry or no box is 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 from sam_bench.data.base import Item, Sample
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.grounders.base import Grounder, Grounding, Query
+from sam_bench.options import Options, option
 
 
 def load_boxes_file(path: str | Path) -> dict[str, dict]:
@@ -67,19 +69,29 @@ def load_boxes_file(path: str | Path) -> dict[str, dict]:
     return out
 
 
+@dataclass(frozen=True)
+class BoxesFileOptions(Options):
+    """The boxes file's path (read when the grounder is built)."""
+
+    boxes_file: str | None = option(None, "for --grounder boxes-from: JSON {phrase id: {boxes: [[x0,y0,x1,y1],...], "
+                                    "scores: [...]}}, phrase id = '<item>/<instance>/<sentence index>' (see "
+                                    "items.jsonl)", metavar="PATH")
+
+    def __post_init__(self):
+        if not self.boxes_file:
+            raise ConfigError("--grounder boxes-from needs --boxes-file PATH (phrase id -> boxes, scores)")
+        self.normalise(boxes_file=str(Path(self.boxes_file).expanduser().resolve()))
+
+
 class BoxesFromFile(Grounder):
     """The detector's top box per expression (option ``boxes_file``)."""
 
     name = "boxes-from"
-
-    @classmethod
-    def check_options(cls, config: dict[str, Any]) -> None:
-        if not config.get("boxes_file"):
-            raise ConfigError("--grounder boxes-from needs --boxes-file PATH (phrase id -> boxes, scores)")
+    Options = BoxesFileOptions
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
-        self.path = Path(config["boxes_file"]).resolve()
+        self.path = Path(self.options.boxes_file)
         self.entries = load_boxes_file(self.path)
 
     def describe(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import zipfile
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from sam_bench.amg import AMGConfig, MaskSet, generate
 from sam_bench.data.base import Item, Sample
 from sam_bench.errors import CheckpointError, ConfigError
 from sam_bench.grounders.base import Grounder, Grounding, Query, mask_center
+from sam_bench.options import Options, option
 
 DEFAULT_ARCH = "ViT-L-14-336"
 DEFAULT_CANDIDATES = "grid=16,top_k=64,ranking=score"
@@ -184,31 +185,56 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in n for n in zf.namelist()[:200])
 
 
-class ClipGrounder(Grounder):
-    """Best candidate mask by CLIP image-text similarity (options ``clip_*``, ``crop_expand``,
-    ``zero_background``, ``refine_center_click``, ``candidates``)."""
+@dataclass(frozen=True)
+class ClipOptions(Options):
+    """The CLIP grounder's options (checked without opening the weights, which load on first use)."""
 
-    name = "clip"
+    clip_checkpoint: str | None = option(None, "local CLIP weights for --grounder clip (open_clip state dict / "
+                                         "safetensors, or OpenAI's TorchScript ViT-L-14-336px.pt); never downloaded",
+                                         metavar="PATH")
+    clip_arch: str = option(DEFAULT_ARCH, "open_clip architecture of --clip-checkpoint, or an open_clip model "
+                            "config JSON (default: %(default)s, the CLIP the paper's SAM used)",
+                            metavar="NAME|CONFIG.json")
+    clip_template: str = option("{}", "text template, {} = the expression, e.g. 'a photo of {}.' (default: the "
+                                "bare text)", metavar="TEXT")
+    crop_expand: float = option(1.0, "CLIP crop: the candidate's box made square and scaled by F for context "
+                                "(1 = tight; default %(default)s)", metavar="F")
+    zero_background: bool = option(False, "CLIP crop: set pixels outside the candidate mask to CLIP's mean colour "
+                                   "(0 after normalisation)")
+    refine_center_click: bool = option(False, "CLIP: prompt the model again with the chosen mask's center click "
+                                       "(the pixel farthest from its boundary) and keep that mask instead")
+    candidates: str = option(DEFAULT_CANDIDATES, "CLIP candidate masks: automatic mask generation settings over "
+                             "the official ones, e.g. 'grid=32,iou=0.88,stability=0.95,nms=0.7,top_k=64' ('none' "
+                             "switches a filter off; default: %(default)s)", metavar="K=V,...",
+                             quick="grid=8,top_k=16,ranking=score")
 
-    @classmethod
-    def check_options(cls, config: dict[str, Any]) -> None:
-        if not config.get("clip_checkpoint"):
+    def __post_init__(self):
+        if not self.clip_checkpoint:
             raise ConfigError("--grounder clip needs --clip-checkpoint PATH: a local CLIP weights file for "
                               f"--clip-arch (default {DEFAULT_ARCH}); nothing is downloaded at run time")
-        if float(config.get("crop_expand", 1.0)) < 1.0:
-            raise ConfigError(f"--crop-expand must be >= 1 (1 = the tight box), got {config['crop_expand']}")
-        template = config.get("clip_template") or "{}"
-        if "{}" not in template:
-            raise ConfigError(f"--clip-template {template!r} needs a {{}} where the expression goes")
-        parse_candidates(config.get("candidates", DEFAULT_CANDIDATES))
+        self.normalise(clip_checkpoint=str(Path(self.clip_checkpoint).expanduser().resolve()),
+                       clip_arch=self.clip_arch or DEFAULT_ARCH, clip_template=self.clip_template or "{}")
+        if float(self.crop_expand) < 1.0:
+            raise ConfigError(f"--crop-expand must be >= 1 (1 = the tight box), got {self.crop_expand}")
+        if "{}" not in self.clip_template:
+            raise ConfigError(f"--clip-template {self.clip_template!r} needs a {{}} where the expression goes")
+        parse_candidates(self.candidates)
+
+
+class ClipGrounder(Grounder):
+    """Best candidate mask by CLIP image-text similarity (``ClipOptions``)."""
+
+    name = "clip"
+    Options = ClipOptions
 
     def __init__(self, config: dict[str, Any]):
         super().__init__(config)
-        self.arch = config.get("clip_arch") or DEFAULT_ARCH
-        self.checkpoint = Path(config["clip_checkpoint"]).expanduser().resolve()
-        self.expand = float(config.get("crop_expand", 1.0))
-        self.template = config.get("clip_template") or "{}"
-        self.amg = parse_candidates(config.get("candidates", DEFAULT_CANDIDATES))
+        o = self.options
+        self.arch = o.clip_arch
+        self.checkpoint = Path(o.clip_checkpoint)
+        self.expand = float(o.crop_expand)
+        self.template = o.clip_template
+        self.amg = parse_candidates(o.candidates)
         self._clip = None
         self._device: torch.device | None = None
 
@@ -238,7 +264,7 @@ class ClipGrounder(Grounder):
         img = torch.as_tensor(image, device=device).permute(2, 0, 1).float() / 255.0
         boxes = cands.boxes.to(device, torch.float32) + torch.tensor([0, 0, 1, 1], device=device)  # inclusive -> XYXY
         boxes = square_boxes(boxes, self.expand)
-        zero_bg = bool(self.config.get("zero_background"))
+        zero_bg = self.options.zero_background
         out = []
         for s in range(0, len(boxes), EMBED_BATCH):
             masks = cands.masks[s:s + EMBED_BATCH].to(device) if zero_bg else None
@@ -252,7 +278,7 @@ class ClipGrounder(Grounder):
         cands = generate(model, sample.image, self.amg)
         if not len(cands):
             return [Grounding.not_found("no candidate mask survived the --candidates filters") for _ in queries]
-        device = torch.device(getattr(model, "device", "cpu"))
+        device = torch.device(model.device)
         sims = self.embed_masks(sample.image, cands, device) @ self.embed_texts([q.text for q in queries], device).T
         best = sims.argmax(0).tolist()  # (T,) candidate index per expression
         out = []
@@ -260,7 +286,7 @@ class ClipGrounder(Grounder):
             mask = cands.masks[k].cpu().numpy()
             extra = {"candidate": k, "num_candidates": len(cands)}
             score = float(sims[k, t])
-            center = mask_center(mask) if self.config.get("refine_center_click") else None
+            center = mask_center(mask) if self.options.refine_center_click else None
             out.append(Grounding(score=score, points=center[None], labels=[1], extra=extra) if center is not None
                        else Grounding(score=score, mask=mask, extra=extra))
         return out

@@ -1,41 +1,20 @@
 """Native text prompts: the hook for models that segment from text themselves (SAM 3 and the like).
 
-A model takes text directly when it implements the ``TextPromptable`` protocol on its current
-image (set by the runner):
-
-    model.kinds  contains "text"
-    model.predict_text(texts: list[str]) -> list[TextMasks]   # one per text
-
-where ``TextMasks.masks`` is (K, H, W) bool at the original image size and ``TextMasks.scores``
-(K,) the model's confidence that each mask is the referred object (K may be 0). The grounder
-takes the highest-scoring mask as the answer. ``sam_bench.models.sam3`` adapts transformers'
+A model takes text directly when it implements the ``TextPromptable`` protocol of
+``sam_bench.models.text`` (``kinds`` contains "text"; ``predict_text(texts) -> list[TextMasks]``,
+one per text, masks (K, H, W) bool with (K,) scores). The grounder takes the highest-scoring mask
+as the answer. ``sam_bench.models.sam3`` adapts transformers'
 ``Sam3Model`` (model name ``sam3``); any other text-promptable model needs only this method.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import Any
 
 from sam_bench.data.base import Item, Sample
 from sam_bench.errors import SamBenchError
 from sam_bench.grounders.base import Grounder, Grounding, Query
-
-
-@dataclass
-class TextMasks:
-    """A text prompt's answer: ``masks`` (K, H, W) bool, ``scores`` (K,) float, any order."""
-
-    masks: torch.Tensor
-    scores: torch.Tensor
-
-
-@runtime_checkable
-class TextPromptable(Protocol):
-    def predict_text(self, texts: list[str]) -> list[TextMasks]:
-        ...
+from sam_bench.models.text import TextPromptable
 
 
 class NativeTextGrounder(Grounder):
@@ -46,7 +25,8 @@ class NativeTextGrounder(Grounder):
 
     def ground(self, model: Any, item: Item, sample: Sample, queries: list[Query]) -> list[Grounding]:
         if not isinstance(model, TextPromptable):
-            raise SamBenchError(f"--grounder native: model {model.info.name!r} has no predict_text(texts) method")
+            raise SamBenchError(f"--grounder native: model {model.info.name!r} is not text-promptable (no "
+                                f"predict_text(texts), or not a sam_bench.models.text.TextModel)")
         if not queries:
             return []
         answers = model.predict_text([q.text for q in queries])

@@ -1,11 +1,13 @@
 """The interfaces every model adapter implements, and ``build_model`` (name -> adapter).
 
-Three capabilities, one per task family:
+The contracts are written as protocols: ``Model`` (what the runner calls on every model) and one
+per kind, each with the base class that fills it in:
 
-- ``PromptableModel``: ``set_image`` once (the encoder runs once; its embedding serves every
-  prompt on that image), then ``predict`` from points / boxes / mask logits, batched.
-- ``EdgeModel``: ``edge_map(image)`` -> soft boundary map in [0, 1] (Sobel, Canny, ...).
-- ``ProposalModel``: ``propose(image)`` -> ranked binary masks (Felzenszwalb segments, ...).
+- ``Promptable`` / ``PromptableModel``: ``set_image`` once (the encoder runs once; its embedding
+  serves every prompt on that image), then ``predict`` from points / boxes / mask logits, batched.
+- ``TextPromptable`` / ``TextModel`` (``sam_bench.models.text``): ``predict_text(texts)``.
+- ``EdgeDetector`` / ``EdgeModel``: ``edge_map()`` -> soft boundary map in [0, 1] (Sobel, Canny, ...).
+- ``MaskProposer`` / ``ProposalModel``: ``propose()`` -> ranked binary masks (Felzenszwalb segments, ...).
 
 A classical model may offer several (Felzenszwalb gives edges and proposals): it inherits both
 bases and lists them in ``kinds``; tasks accept a model when ``kinds`` meets their needs.
@@ -20,70 +22,16 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.models.batch import PROMPT_BATCH, UNTUNED_BATCH, BatchTuner
 from sam_bench.timing import Stopwatch
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
-# Prompts per decoder call on devices where the largest batch is fastest per prompt. Elsewhere (CPU)
-# the best batch depends on the cores and their load (one 2-core probe: 40 ms per prompt one at a
-# time, 110 ms at 64; under load the opposite), so it is measured on the run's own work (BatchTuner).
-PROMPT_BATCH = {"cuda": 64}
-BATCH_CANDIDATES = (1, 4, 16, 64)
-UNTUNED_BATCH = 4  # used until the tuner has measured every candidate
-
-
-class BatchTuner:
-    """Chooses the prompts per decoder call by timing the real work, wasting no decode.
-
-    The first chunk warms up and is not timed; then each candidate batch decodes chunks of real
-    prompts until it has covered ``probe`` prompts; the candidate with the least time per prompt
-    is then used for every later call. A candidate larger than the prompts left in a call waits
-    for a bigger call. State is explicit: ``seconds`` / ``prompts`` per candidate, ``best``.
-    """
-
-    def __init__(self, candidates: tuple[int, ...] = BATCH_CANDIDATES, probe: int = 16):
-        self.candidates, self.probe = tuple(candidates), probe
-        self.seconds = {b: 0.0 for b in self.candidates}
-        self.prompts = {b: 0 for b in self.candidates}
-        self.warm = False
-        self.best: int | None = None
-
-    def next_chunk(self, remaining: int) -> int:
-        """Prompts for the next decoder call, with ``remaining`` prompts left in this call."""
-        if self.best is not None:
-            return self.best
-        if not self.warm:
-            return min(UNTUNED_BATCH, remaining)
-        for b in self.candidates:
-            if self.prompts[b] < max(self.probe, b) and b <= remaining:
-                return b
-        measured = [b for b in self.candidates if self.prompts[b] and b <= remaining]
-        return min(measured, key=self.ms_per_prompt) if measured else min(UNTUNED_BATCH, remaining)
-
-    def record(self, batch: int, seconds: float) -> None:
-        """Time of one decoder call of ``batch`` prompts chosen by ``next_chunk``."""
-        if self.best is not None:
-            return
-        if not self.warm:
-            self.warm = True
-            return
-        if batch in self.prompts:
-            self.seconds[batch] += seconds
-            self.prompts[batch] += batch
-        if all(self.prompts[b] >= max(self.probe, b) for b in self.candidates):
-            self.best = min(self.candidates, key=self.ms_per_prompt)
-
-    def ms_per_prompt(self, batch: int) -> float:
-        return 1e3 * self.seconds[batch] / self.prompts[batch] if self.prompts[batch] else float("inf")
-
-    def as_dict(self) -> dict:
-        return {"chosen": self.best, "ms_per_prompt": {str(b): round(self.ms_per_prompt(b), 3)
-                                                       for b in self.candidates if self.prompts[b]}}
 
 
 @dataclass
@@ -146,8 +94,60 @@ class Prediction:
                           join([p.low_res_logits for p in parts]), parts[0].threshold)
 
 
+@runtime_checkable
+class Model(Protocol):
+    """What the runner calls on every model, of any kind; every base class here provides all of it."""
+
+    info: ModelInfo
+    kind: str  # the main kind, named in messages
+    kinds: tuple[str, ...]  # every kind it serves: "promptable", "text", "edges", "proposals"
+    device: torch.device
+    encoder_calls: int  # calls and seconds inside the model (the runner's encoder/decoder stages)
+    decoder_calls: int
+    encoder_seconds: float
+    decoder_seconds: float
+
+    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None: ...
+
+    def latency(self) -> dict: ...
+
+
+@runtime_checkable
+class Promptable(Model, Protocol):
+    """Kind "promptable": masks from point / box / mask-logit prompts on the image set last."""
+
+    mask_threshold: float
+    prompt_batch: int | None
+
+    def predict(self, points: Any = None, labels: Any = None, boxes: Any = None, mask_input: Any = None,
+                multimask: bool = True, batch_size: int | None = None) -> Prediction: ...
+
+    def predict_refined(self, boxes: Any = None, points: Any = None, labels: Any = None,
+                        refine: bool = True) -> tuple[Prediction, bool]: ...
+
+
+@runtime_checkable
+class EdgeDetector(Model, Protocol):
+    """Kind "edges": ``edge_map()`` (H, W) float32 in [0, 1] of the image set last."""
+
+    def edge_map(self) -> np.ndarray: ...
+
+
+@runtime_checkable
+class MaskProposer(Model, Protocol):
+    """Kind "proposals": ``propose(max_masks)`` -> (K, H, W) bool masks, (K,) scores, best first."""
+
+    def propose(self, max_masks: int = 1000) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class _Timed:
-    """Counts and times encoder and decoder calls (for tests and latency reports)."""
+    """Counts and times encoder and decoder calls (the runner's stage times, latency reports).
+
+    The class-level zeros let a subclass that never calls ``_init_counters`` still be read."""
+
+    device: torch.device = torch.device("cpu")
+    encoder_calls = decoder_calls = decoded_prompts = 0
+    encoder_seconds = decoder_seconds = 0.0
 
     def _init_counters(self) -> None:
         self.encoder_calls = 0
@@ -392,5 +392,8 @@ def build_model(name: str, *, checkpoint: str | None = None, untrained: bool = F
     chosen = check_options(base, spec, options)
     model = builder(checkpoint=checkpoint, untrained=untrained, device=resolve_device(device), dtype=dtype,
                     **build, **chosen)
+    if not isinstance(model, Model):
+        raise ConfigError(f"model {name!r}: its builder returned a {type(model).__name__}, not a model (subclass "
+                          f"PromptableModel, EdgeModel, ProposalModel or TextModel)")
     record_options(model, spec, chosen)
     return model

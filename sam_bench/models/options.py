@@ -156,12 +156,9 @@ def _jsonable(value: Any) -> Any:
 def record_options(model: Any, spec: dict[str, Option] | None, chosen: dict[str, Any]) -> None:
     """Add the options that differ from their defaults to ``model.info.extra`` (the builder's own
     record of a key wins), so results say which variant ran."""
-    info = getattr(model, "info", None)
-    if info is None or not hasattr(info, "extra"):
-        return
     for key, value in chosen.items():
         if spec is None or key not in spec or value != spec[key].default:
-            info.extra.setdefault(key, _jsonable(value))
+            model.info.extra.setdefault(key, _jsonable(value))
 
 
 def declare(model: str, *, choices: dict[str, tuple] | None = None,

@@ -17,25 +17,22 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from sam_bench.errors import CheckpointError, ConfigError, SamBenchError
-from sam_bench.grounders.native import TextMasks
-from sam_bench.models.base import ModelInfo, _sync, _Timed
+from sam_bench.models.base import ModelInfo, _sync
 from sam_bench.models.hf_sam import resolve_hf
 from sam_bench.models.options import declare
+from sam_bench.models.text import TextMasks, TextModel
 
 DTYPES = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class Sam3TextModel(_Timed):
+class Sam3TextModel(TextModel):
     """``Sam3Model`` + its image processor and tokenizer behind ``set_image`` / ``predict_text``."""
-
-    kind: ClassVar[str] = "text"
-    kinds: ClassVar[tuple[str, ...]] = ("text",)
 
     def __init__(self, model, image_processor, tokenize, info: ModelInfo, device: torch.device,
                  dtype: torch.dtype = torch.float32):

@@ -18,6 +18,7 @@ from sam_bench.errors import ConfigError
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare
+from sam_bench.results import RANDOM_WEIGHTS
 
 # Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
 # on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
@@ -97,7 +98,7 @@ def model_info(name: str, path, sha: str | None, untrained: bool, dtype: str | N
     """What results record: checkpoint and sha256, or ``untrained`` with the random-weights seed."""
     ex = {"dtype": dtype or "fp32", **extra}
     if untrained:
-        ex["weights"] = f"random weights (seed {seed})"
+        ex["weights"] = f"{RANDOM_WEIGHTS} (seed {seed})"
     return ModelInfo(name, checkpoint=None if path is None else str(path), checkpoint_sha256=sha,
                      untrained=untrained, extra=ex)
 

@@ -1,1 +1,2 @@
-"""Tables, plots, reports and the reproduce / report / compare commands."""
+"""Tables, plots, reports and the report / compare commands; nothing here runs a model
+(``sam_bench.reproduce`` does)."""

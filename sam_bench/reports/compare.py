@@ -48,6 +48,7 @@ from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.metrics.spec import MetricSpec, find_spec
 from sam_bench.reports.runs import SavedRun, load_runs, numeric_items
 from sam_bench.reports.tolerances import Tolerances, tolerance_arg
+from sam_bench.results import run_settings, weights_label
 
 log = logging.getLogger("sam_bench")
 
@@ -84,7 +85,7 @@ def incompatibilities(base: dict, cand: dict, allow_different_models: bool = Fal
         why.append(f"schema version {base.get('schema_version')} vs {cand.get('schema_version')}")
     if base.get("task") != cand.get("task"):
         why.append(f"task {base.get('task')!r} vs {cand.get('task')!r}")
-    bc, cc = base.get("config") or {}, cand.get("config") or {}
+    bc, cc = run_settings(base), run_settings(cand)
     cls = task_class(base.get("task", ""))
     if cls is not None:  # options that never change the numbers may differ
         bc, cc = cls.scoring_config(bc), cls.scoring_config(cc)
@@ -109,8 +110,7 @@ def incompatibilities(base: dict, cand: dict, allow_different_models: bool = Fal
         elif bsha and csha and bsha != csha:
             why.append(f"model {bm!r}: checkpoint sha256 {bsha[:12]} vs {csha[:12]}{hint}")
         if bool(base.get("untrained")) != bool(cand.get("untrained")):
-            flag = lambda r: "random weights" if r.get("untrained") else "trained weights"
-            why.append(f"{flag(base)} vs {flag(cand)}{hint}")
+            why.append(f"{weights_label(base.get('untrained'))} vs {weights_label(cand.get('untrained'))}{hint}")
     return why
 
 

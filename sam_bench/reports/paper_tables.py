@@ -1,57 +1,27 @@
-"""The paper's tables with ours beside them: Table 3 edges, Table 4 proposals, Table 5 instances,
-Fig. 9 single point, NoC, text-to-mask.
+"""A declared table (``TableSpec``, from ``Task.tables``) filled from loaded runs: the paper's rows
+beside ours and the differences.
 
 Each table holds three kinds of rows: the paper's (from a preset's ``[[paper]]`` rows, each naming
 its ``source``), ours (one per dataset of a run, and the mean over several), and differences,
 ours minus the paper's row for the same model only (``sam_bench.reports.methods``): a GrabCut run
-gets none. Built here from loaded runs, written by ``tables.write_table``; no I/O.
+gets none. Built here from loaded runs (``render`` writes them with ``tables.write_table``); reads
+only the presets.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
+from sam_bench.metrics.tables import TableSpec
 from sam_bench.reports.latex import RowInfo
 from sam_bench.reports.methods import matching_row
 from sam_bench.reports.runs import model_label, numeric_items
 from sam_bench.reports.tables import coverage, source_note
-
-log = logging.getLogger("sam_bench")
-
-
-@dataclass
-class PaperTable:
-    stem: str
-    caption: str
-    task: str
-    columns: dict[str, str]  # metric key -> column title
-    floatfmt: str = ".1f"
-    plot_ylabel: str = ""
-
-
-TABLES = [
-    PaperTable("table3_edges", "Table 3. Zero-shot edge detection (BSDS500 protocol), 0-1", "edges",
-               {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f", "score (0-1)"),
-    PaperTable("table4_proposals", "Table 4. Object proposals, class-agnostic mask AR@1000 (%)", "proposals",
-               {"ar1000": "all", "ar1000_small": "small", "ar1000_medium": "med.", "ar1000_large": "large",
-                "ar1000_frequent": "freq.", "ar1000_common": "com.", "ar1000_rare": "rare"}, ".1f", "AR@1000 (%)"),
-    PaperTable("table5_instances", "Table 5. Instance segmentation from boxes, mask AP (%)", "instances",
-               {"ap": "AP", "ap_small": "APs", "ap_medium": "APm", "ap_large": "APl"}, ".1f", "mask AP (%)"),
-    PaperTable("fig9_single_point", "Fig. 9. Single point valid mask: mIoU (%) after N center points",
-               "single-point", {"miou_1": "1 pt", "miou_2": "2 pts", "miou_3": "3 pts", "miou_5": "5 pts",
-                                "miou_9": "9 pts", "miou_oracle_1": "1 pt oracle"}),
-    PaperTable("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; RITM "
-               "protocol)", "single-point", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"),
-    PaperTable("text_to_mask", "Text to mask (paper Sec. 7.5 is qualitative): referring-expression scores (%)",
-               "text-to-mask", {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7",
-                                "pr90": "Pr@0.9", "found": "found"}, ".1f", "%"),
-]
-
 
 @dataclass
 class Built:
@@ -67,10 +37,13 @@ class Built:
 
 
 def paper_rows(preset: str | None) -> list[dict]:
-    """A preset's ``[[paper]]`` rows with ``_data`` (what they were measured on) and ``_source``."""
+    """A preset's ``[[paper]]`` rows with ``_data`` (what they were measured on) and ``_source``;
+    none for no preset."""
     from sam_bench.presets import load_presets
 
-    pre = load_presets().get(preset or "")
+    if not preset:
+        return []
+    pre = load_presets().get(preset)
     if not pre:
         return []
     data = ", ".join(pre.get("datasets", [])) or "paper"
@@ -79,30 +52,43 @@ def paper_rows(preset: str | None) -> list[dict]:
              "_source": row.get("source") or f"source not stated in {where}"} for row in pre.get("paper", [])]
 
 
-def directions(task: str, columns: dict[str, str]) -> dict[str, bool]:
-    """column title -> higher is better, from the task's declared metrics (scoring ones with a direction)."""
-    from sam_bench import registry
-    from sam_bench.errors import SamBenchError
+def infer_presets(results: dict) -> list[str]:
+    """The paper presets a run of ``sam-bench run`` belongs to: the one whose options and datasets it
+    matches, else every paper preset of its task (their reference rows are all shown)."""
+    from sam_bench.presets import load_presets
 
-    try:
-        cls = registry.get_task(task)
-    except SamBenchError as exc:
-        log.warning("task %s: metric directions unknown, no best value marked: %s", task, exc)
-        return {}
+    same_task = {n: p for n, p in load_presets().items() if p["task"] == results.get("task")}
+    config = results.get("config", {})
+    for name, pre in same_task.items():
+        if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()) and \
+                set(pre.get("datasets", [])) & set(results.get("datasets", {})):
+            return [name]
+    return [n for n, p in same_task.items() if p.get("paper")]
+
+
+def directions(cls, columns: Mapping[str, str]) -> dict[str, bool]:
+    """column title -> higher is better, from the declared metrics of task class ``cls`` (scoring
+    ones with a direction, ``MetricSpec``); {} for None (a task not known here)."""
     out = {}
     for key, title in columns.items():
-        spec = cls.metric_spec(key) if hasattr(cls, "metric_spec") else None
+        spec = cls.metric_spec(key) if cls is not None else None
         if spec is not None and spec.scoring and spec.higher_is_better is not None:
             out[title] = spec.higher_is_better
     return out
 
 
-def _our_rows(entry: dict, columns: dict[str, str]) -> list[dict]:
+def _setting(value) -> str:
+    """A run option as a table shows it: a file by its name."""
+    text = str(value)
+    return Path(text).name if "/" in text else text
+
+
+def _our_rows(entry: dict, table: TableSpec) -> list[dict]:
     """One row per dataset of a run (plus the mean when there are several), with the metric values."""
-    res = entry["results"]
-    label = model_label(res)
-    if res.get("config", {}).get("grounder"):
-        label += f" + {res['config']['grounder']} grounder"
+    res, columns = entry["results"], table.columns
+    config = res.get("config", {})
+    label = model_label(res) + "".join(text.format(_setting(config[key])) for key, text in table.settings.items()
+                                       if config.get(key) is not None)
     rows = []
     for name, ds in res.get("datasets", {}).items():
         m = dict(numeric_items(ds.get("metrics", {})))
@@ -124,7 +110,7 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
-def delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) -> dict | None:
+def delta_row(ours: dict, entry: dict, table: TableSpec, presets: list[str]) -> dict | None:
     """ours − the paper's row for the same model (same dataset where the paper row names one); None
     when no paper row reports our model, or our weights were random."""
     res = entry["results"]
@@ -145,7 +131,7 @@ def delta_row(ours: dict, entry: dict, table: PaperTable, presets: list[str]) ->
     return {"method": f"Δ {ours['method']} vs paper {ref['method']}", "data": ours["data"], **vals}
 
 
-def _long(paper: list[dict], ours: list[dict], columns: dict[str, str]) -> list[dict]:
+def _long(paper: list[dict], ours: list[dict], columns: Mapping[str, str]) -> list[dict]:
     rows = [{"method": r["method"], "source": r["_source"], "dataset": r["_data"], "metric": k, "value": r[k],
              "items": None} for r in paper for k in columns if k in r]
     rows += [{"method": o["method"], "source": "ours", "dataset": o["_name"], "metric": k, "value": o.get(k),
@@ -168,16 +154,17 @@ def _notes(paper: list[dict], runs: list[dict], without_delta: list[str]) -> lis
     return notes
 
 
-def build_table(table: PaperTable, entries: list[dict]) -> Built | None:
-    """One paper table from the finished runs of ``entries``; None when no run feeds it."""
-    runs = [e for e in entries if "results" in e and e["results"].get("task") == table.task]
+def build_table(task: str, table: TableSpec, entries: list[dict], cls=None) -> Built | None:
+    """Table ``table`` of task ``task`` (class ``cls``, whose metric specs give each column's
+    direction) from the finished runs of ``entries``; None when no run feeds it."""
+    runs = [e for e in entries if "results" in e and e["results"].get("task") == task]
     presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
     unique = []
     for e in runs:
         if e["dir"] not in presets_of:
             unique.append(e)
         presets_of.setdefault(e["dir"], []).extend(e.get("presets") or [e.get("preset")])
-    ours_all = [(e, r) for e in unique for r in _our_rows(e, table.columns)]
+    ours_all = [(e, r) for e in unique for r in _our_rows(e, table)]
     if not ours_all:
         return None
     paper, seen = [], set()
@@ -205,7 +192,7 @@ def build_table(table: PaperTable, entries: list[dict]) -> Built | None:
     without = [model_label(e["results"]) for e in unique if e["dir"] not in with_delta]
     paper_plot = [{"label": r["method"] + ("" if len({p["_data"] for p in paper}) == 1 else f", {r['_data']}"),
                    **{k: r.get(k) for k in table.columns}} for r in paper]
-    headline = [rows[-1] for rows in (_our_rows(e, table.columns) for e in unique) if rows]  # mean or only row
+    headline = [rows[-1] for rows in (_our_rows(e, table) for e in unique) if rows]  # mean or only row
     ours_plot = [{"label": f"{o['method']}, {o['data']}", **{k: o.get(k) for k in table.columns}} for o in headline]
     return Built(df, info, _long(paper, [o for _, o in ours_all], table.columns), _notes(paper, unique, without),
-                 directions(table.task, table.columns), paper_plot, ours_plot)
+                 directions(cls, table.columns), paper_plot, ours_plot)

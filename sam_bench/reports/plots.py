@@ -121,3 +121,46 @@ def clicks_curves(curves: list[dict], path: Path, *, references: list[dict] = ()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
+
+
+def _iso_f(r: np.ndarray, f: float) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) points of the F = ``f`` contour."""
+    p = f * r / (2 * r - f)
+    ok = (p > 0) & (p <= 1) & (2 * r > f)
+    return r[ok], p[ok]
+
+
+def pr_curves(curves: list[dict], references: list[dict], path: Path) -> Path:
+    """Boundary precision / recall curves with their ODS points; the paper's rows as their R50
+    operating points (recall at precision 0.5) and dotted iso-F contours at their ODS.
+
+    ``curves``: [{"label", "recall": [...], "precision": [...], "ods", "ods_recall", "ods_precision"}];
+    ``references``: paper rows ({"method", "ods"?, "r50"?}).
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    r = np.linspace(0.01, 1, 200)
+    for f in np.arange(0.1, 1.0, 0.1):
+        ax.plot(*_iso_f(r, f), color="0.88", lw=0.7, zorder=0)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(references):
+        c = colours[(i + len(curves)) % len(colours)]
+        text = f"{row['method']} (paper)"
+        if isinstance(row.get("ods"), (int, float)):
+            ax.plot(*_iso_f(r, row["ods"]), ls=":", color=c, lw=0.9)
+            text += f" ODS={row['ods']:.3f} (dotted)"
+        if isinstance(row.get("r50"), (int, float)):
+            ax.plot([row["r50"]], [0.5], marker="s", color=c, ls="none")
+            text += f", R50={row['r50']:.3f} (square)"
+        ax.plot([], [], ls=":", marker="s" if "R50" in text else None, color=c, label=text)
+    for i, c in enumerate(curves):
+        rr, pp = np.asarray(c["recall"], float), np.asarray(c["precision"], float)
+        keep = rr >= 1e-3
+        colour = colours[i % len(colours)]
+        ax.plot(rr[keep], pp[keep], lw=2, color=colour, label=f"{c['label']} (ODS={_num(c.get('ods')):.3f})")
+        if c.get("ods_recall") is not None and c.get("ods_precision") is not None:
+            ax.plot([c["ods_recall"]], [c["ods_precision"]], marker="o", color=colour)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Recall", ylabel="Precision", aspect="equal",
+           title="BSDS500 boundaries: precision / recall")
+    ax.grid(True, lw=0.3)
+    ax.legend(loc="lower left", fontsize=6.5)
+    return _save(fig, path)

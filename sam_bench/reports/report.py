@@ -2,10 +2,12 @@
 
 RUN_DIR is a ``sam-bench reproduce`` folder (its ``reproduce.json`` says which preset each run
 belongs to), a single run folder of ``sam-bench run``, or any folder of them (presets are then
-inferred from each run's task and settings). Each task rewrites its own tables and plots in its
-run folder; then RUN_DIR gets the paper's tables with the paper's numbers beside ours and the
-difference (Table 3 edges, Table 4 proposals, Table 5 instances, Fig. 9 single point, NoC,
-text-to-mask) as .md/.csv/.tex, their plots as PNG, ``latency.*`` and ``report.md`` linking them.
+inferred from each run's task and settings). Every table and plot the runs' tasks declare
+(``Task.tables``, ``Task.plots``: Table 3 edges, Table 4 proposals, Table 5 instances, Fig. 9
+single point, NoC, text-to-mask) is rendered once by ``sam_bench.reports.render``: in each run
+folder for that run, and in RUN_DIR across the runs, with the paper's numbers beside ours and the
+difference, as .md/.csv/.tex and PNG; then ``latency.*`` and ``report.md`` linking them. Given a
+single run folder, its tables are written once, there.
 
 examples:
   sam-bench report results/20250101-120000-classical
@@ -16,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from sam_bench.errors import ConfigError, SamBenchError
-from sam_bench.reports import plots
-from sam_bench.reports.paper_tables import TABLES, build_table, paper_rows
+from sam_bench.errors import ConfigError
+from sam_bench.reports.paper_tables import infer_presets
+from sam_bench.reports.render import task_files, write_run_outputs, write_tables
 from sam_bench.reports.runs import load_runs, model_label
 from sam_bench.reports.tables import dataset_totals, write_table
 from sam_bench.results import atomic_write_text, load_json, load_results
@@ -35,20 +36,6 @@ MANIFEST = "reproduce.json"
 
 
 # -- runs and presets -----------------------------------------------------------------------
-def infer_presets(results: dict) -> list[str]:
-    """The paper presets a run of ``sam-bench run`` belongs to: the one whose options and datasets it
-    matches, else every paper preset of its task (their reference rows are all shown)."""
-    from sam_bench.presets import load_presets
-
-    same_task = {n: p for n, p in load_presets().items() if p["task"] == results.get("task")}
-    config = results.get("config", {})
-    for name, pre in same_task.items():
-        if all(config.get(k, v) == v for k, v in pre.get("options", {}).items()) and \
-                set(pre.get("datasets", [])) & set(results.get("datasets", {})):
-            return [name]
-    return [n for n, p in same_task.items() if p.get("paper")]
-
-
 def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
     """(manifest, run entries with ``results`` loaded where the run finished)."""
     if (run_dir / MANIFEST).exists():
@@ -75,54 +62,17 @@ def load_entries(run_dir: Path) -> tuple[dict, list[dict]]:
     return {"run_id": run_dir.resolve().name, "command": None, "settings": {}}, entries
 
 
-def task_outputs(run_dir: Path, entries: list[dict]) -> list[Path]:
-    """Let each task rewrite its own tables and plots in its run folder."""
-    from sam_bench import registry
-
+def run_outputs(run_dir: Path, entries: list[dict]) -> list[Path]:
+    """Each run folder's own tables, plots and task files, rebuilt from its results.json (RUN_DIR
+    itself, when it is the run folder, gets its tables once, from ``write_report``)."""
     paths, seen = [], set()
     for e in entries:
-        if "results" not in e or e["dir"] in seen:
-            continue
-        seen.add(e["dir"])
-        res = e["results"]
-        try:
-            task = registry.get_task(res["task"])(**res.get("config", {}))
-            paths += task.outputs(res, run_dir / e["dir"])
-        except (SamBenchError, TypeError, ValueError, KeyError) as exc:
-            log.warning("%s: the task's own tables could not be rebuilt: %s", run_dir / e["dir"], exc)
+        folder = (run_dir / e["dir"]).resolve()
+        if "results" in e and folder not in seen:
+            seen.add(folder)
+            write = task_files if folder == run_dir.resolve() else write_run_outputs
+            paths += write(e["results"], folder)
     return paths
-
-
-# -- the paper tables' plots and latency ---------------------------------------------------
-def single_point_plots(entries: list[dict], out: Path) -> list[Path]:
-    """Fig. 9a (per-dataset bars) and 9c (mIoU vs points) over every single-point run."""
-    runs = {e["dir"]: e for e in entries if "results" in e and e["results"].get("task") == "single-point"}
-    if not runs:
-        return []
-    bars, curves = [], []
-    for e in runs.values():
-        res = e["results"]
-        clicks = res.get("config", {}).get("clicks", [1, 2, 3, 5, 9])
-        label = model_label(res)
-        for name, ds in res["datasets"].items():
-            m = ds.get("metrics", {})
-            if "miou_1" in m:
-                bars.append({"dataset": name, "model": label, "miou_1": m["miou_1"]})
-                curves.append({"label": f"{label}, {name}", "clicks": clicks,
-                               "miou": [m.get(f"miou_{n}", math.nan) for n in clicks]})
-        if len(res["datasets"]) > 1 and res.get("metrics"):
-            curves.append({"label": f"{label}, mean", "clicks": clicks, "mean": True,
-                           "miou": [res["metrics"].get(f"miou_{n}", math.nan) for n in clicks]})
-    refs = [r for e in entries if e.get("dir") in runs for p in e.get("presets") or [e.get("preset")]
-            for r in paper_rows(p) if "miou_1" in r]
-    refs = list({r["method"]: r for r in refs}.values())
-    bar_refs = [{"label": r["method"] + ", " + r["_data"], "value": r["miou_1"]} for r in refs]
-    curve_refs = [{"label": r["method"], "clicks": [n for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r],
-                   "miou": [r[f"miou_{n}"] for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r]} for r in refs]
-    if not bars:
-        return []
-    return [plots.single_point_bars(bars, out / "fig9_single_point_bars.png", references=bar_refs),
-            plots.clicks_curves(curves, out / "fig9_single_point_clicks.png", references=curve_refs)]
 
 
 def latency_table(entries: list[dict]) -> pd.DataFrame:
@@ -210,7 +160,7 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
     manifest, entries = load_entries(run_dir)
-    paths = task_outputs(run_dir, entries) if task_tables else []
+    paths = run_outputs(run_dir, entries) if task_tables else []
     done = [e for e in entries if "results" in e]
     untrained = any(e["results"].get("untrained") for e in done)
     synthetic = done and all(set(e["results"].get("datasets", {})) <= {"synthetic"} for e in done)
@@ -234,27 +184,9 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
     md += ["Each table puts the paper's rows (marked *paper*, their source named under the table) beside ours; "
            "`Δ M vs paper X` rows give our model M minus the paper's row X for the same model (same family and "
            "size, on whatever data we ran); a model the paper does not report gets no difference row.", ""]
-    for table in TABLES:
-        built = build_table(table, entries)
-        if built is None:
-            continue
-        paper_plot, ours_plot = built.paper_plot, built.ours_plot
-        written = write_table(built.df, run_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt,
-                              info=built.info, better=built.better, notes=built.notes, long=built.long)
-        paths += written
-        md += [f"## {table.caption}", "", written[0].read_text().split("\n\n", 1)[-1].rstrip(), ""]
-        if table.task == "single-point":
-            if table.stem == "fig9_single_point":
-                figs = single_point_plots(entries, run_dir)
-                paths += figs
-                md += [f"![{p.stem}]({p.name})" for p in figs] + [""]
-        elif table.plot_ylabel:
-            fig = plots.grouped_bars(paper_plot, ours_plot, table.columns, run_dir / f"{table.stem}.png",
-                                     title=table.caption, ylabel=table.plot_ylabel)
-            paths.append(fig)
-            md += [f"![{table.stem}]({fig.name})", ""]
-        md += [f"Files: [{table.stem}.md]({table.stem}.md), [{table.stem}.csv]({table.stem}.csv), "
-               f"[{table.stem}.tex]({table.stem}.tex)", ""]
+    written, sections = write_tables(entries, run_dir)
+    paths += written
+    md += sections
     lat = latency_table(entries)
     if len(lat):
         paths += write_table(lat, run_dir, "latency", caption="Latency (wall time includes data loading and "
@@ -282,7 +214,7 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a reproduce folder, a run folder, or a folder of runs")
     p.add_argument("--no-task-outputs", action="store_true",
-                   help="only the summary tables and report.md, not each task's own tables and plots")
+                   help="only RUN_DIR's tables, plots and report.md, not those in each run folder below it")
 
 
 def main(args: argparse.Namespace) -> int:

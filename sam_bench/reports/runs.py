@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from sam_bench.errors import ConfigError
-from sam_bench.results import load_results
+from sam_bench.results import load_results, model_label  # noqa: F401 (model_label: re-exported for reports)
 
 MAX_DEPTH = 3  # a reproduce dir holds RUN/results.json; leave room for one more level
 
@@ -78,7 +78,3 @@ def numeric_items(metrics: dict, prefix: str = "") -> Iterator[tuple[str, float]
             yield from numeric_items(val, name + ".")
 
 
-def model_label(results: dict[str, Any]) -> str:
-    """The model's name as tables show it, flagged when its weights were random."""
-    name = results.get("model", {}).get("name", "?")
-    return f"{name} (untrained)" if results.get("untrained") else name

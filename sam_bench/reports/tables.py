@@ -13,7 +13,7 @@ import pandas as pd
 
 from sam_bench.errors import ConfigError
 from sam_bench.reports.latex import RowInfo, render
-from sam_bench.results import atomic_write_text, load_json
+from sam_bench.results import atomic_write_text, load_json, untrained_banner
 
 log = logging.getLogger("sam_bench")
 
@@ -123,8 +123,8 @@ def coverage(results: dict, totals: Mapping[str, int] | None = None,
 
 def print_summary(results: dict) -> None:
     """A short per-dataset table of a run on stdout."""
-    flag = "  [UNTRAINED: random weights]" if results.get("untrained") else ""
-    print(f"{results['task']} / {results['model']['name']}{flag}")
+    flag = untrained_banner(results)
+    print(f"{results['task']} / {results['model']['name']}{'  ' + flag if flag else ''}")
     rows = []
     for name, ds in results["datasets"].items():
         rows.append({"dataset": name, "items": ds["num_items"], "skipped": ds["num_skipped"], **ds["metrics"]})

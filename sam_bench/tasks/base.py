@@ -13,9 +13,11 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sam_bench import options as opts
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.spec import MetricSpec, directions, find_spec
+from sam_bench.metrics.tables import PlotSpec, TableSpec, check_declarations
 
 
 class Task:
@@ -32,14 +34,63 @@ class Task:
     # options that change how a run is shown or how fast it goes, never its numbers: left out of
     # the run's identity, so a run resumes and compares across them
     non_scoring: ClassVar[frozenset[str]] = frozenset()
+    # data options this task runs with unless the run sets them (e.g. edges: BSDS500 ``split``
+    # test); they go to the data layer (``sam_bench.data.catalog.open_for_run``), never to the task
+    data_defaults: ClassVar[dict[str, Any]] = {}
+    # the tables and plots of this task's metrics, written by sam_bench.reports.render for one run
+    # and across runs (see sam_bench.metrics.tables)
+    tables: ClassVar[tuple[TableSpec, ...]] = ()
+    plots: ClassVar[tuple[PlotSpec, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         if "metrics" in cls.__dict__ and "higher_is_better" not in cls.__dict__:
             cls.higher_is_better = directions(cls.metrics)
+        check_declarations(cls.name or cls.__name__, cls.tables, cls.plots)
+
+    # the task's options: a frozen dataclass (``sam_bench.options``) from which its flags, its
+    # ``reproduce`` defaults and ``--quick`` values come; None: ``config`` is taken as given
+    Options: ClassVar[type[opts.Options] | None] = None
+    # config keys that ``setup`` records (facts of loaded files); dropped when a saved config is rebuilt
+    recorded: ClassVar[tuple[str, ...]] = ()
+    # the classical models ``sam-bench reproduce`` runs on this task when no --model is given
+    baselines: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **config: Any):
-        self.config = config
+        cls = self.options_class()
+        if cls is None:
+            self.config = config
+            return
+        self.options = cls.build(config, f"task {self.name!r}", ignore=self.recorded)
+        self.config = self.options.as_config()  # what results.json records
+
+    @classmethod
+    def options_class(cls) -> type[opts.Options] | None:
+        """The options dataclass (a task may compose it, e.g. from its plugins' options)."""
+        return cls.Options
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        """{option: default}, as ``sam-bench run`` would pass them (``reproduce`` starts from these)."""
+        if cls.options_class() is not None:
+            return opts.defaults(cls.options_class())
+        parser = argparse.ArgumentParser(add_help=False)
+        cls.add_arguments(parser)
+        return {a.dest: a.default for a in parser._actions if a.dest != argparse.SUPPRESS}
+
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        """The lighter settings of ``reproduce --quick`` (each option's declared ``quick`` value)."""
+        return opts.quick(cls.options_class()) if cls.options_class() is not None else {}
+
+    @classmethod
+    def reproduce_options(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """Options ``reproduce`` sets from its own arguments (after the preset and --quick, before --set)."""
+        return {}
+
+    def setup(self) -> None:
+        """Load what the options name (files, grounders) once, before any item runs; the runner calls it.
+        Construction only checks values, reading no file, so a saved config rebuilds anywhere. Idempotent."""
 
     @classmethod
     def metric_spec(cls, metric: str) -> MetricSpec | None:
@@ -48,7 +99,9 @@ class Task:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Task-specific command-line options; their values arrive in ``self.config``."""
+        """Task-specific command-line options (from ``Options``); their values arrive in ``self.config``."""
+        if cls.options_class() is not None:
+            opts.add_arguments(parser, cls.options_class())
 
     @classmethod
     def scoring_config(cls, config: dict) -> dict:
@@ -56,7 +109,7 @@ class Task:
         return {k: v for k, v in config.items() if k not in cls.non_scoring}
 
     def check_model(self, model: Any) -> None:
-        if not set(getattr(model, "kinds", (model.kind,))) & set(self.model_kinds):
+        if not set(model.kinds) & set(self.model_kinds):
             raise ConfigError(f"task {self.name!r} takes {' or '.join(self.model_kinds)} models; "
                               f"{model.info.name!r} is a {model.kind} model")
 
@@ -84,6 +137,8 @@ class Task:
             out[k] = sum(vals) / len(vals) if vals else float("nan")
         return out
 
-    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
-        """Tables and plots written after a run (and by ``sam-bench report``)."""
+    @classmethod
+    def outputs(cls, results: dict, out_dir: Path) -> list[Path]:
+        """Files other than tables and plots that the task writes after a run and on ``sam-bench
+        report`` (a COCO results file, saved maps), from ``results`` and the run folder alone."""
         return []

@@ -20,13 +20,11 @@ metric: ``{"gt": {"annotations", "left_out", "reasons"}, "detections": {"used", 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
@@ -36,13 +34,30 @@ from sam_bench.data.validate import count_codes, detection_image_problem
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.metrics.coco_eval import coco_mask_ap, load_gt, lvis_mask_ap, rle_encode
 from sam_bench.metrics.spec import MetricSpec
+from sam_bench.metrics.tables import PlotSpec, TableSpec
+from sam_bench.options import Options, option
 from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
 
-DEFAULTS = {"boxes": "gt", "max_dets": None, "refine": True}
 MAX_DETS = {"coco": 100, "lvis": 300}  # the benchmarks' own per-image limits
-TABLE5 = {"AP": "ap", "APs": "ap_small", "APm": "ap_medium", "APl": "ap_large"}
+
+
+@dataclass(frozen=True)
+class InstancesOptions(Options):
+    """Box prompts and decoding; a detections file is only named here and read in ``setup``."""
+
+    boxes: str = option("gt", "box prompts: 'gt' (ground-truth boxes, score 1; an upper bound) or a detector's "
+                        "results in COCO results format, e.g. the ViTDet-H files the paper used", metavar="gt|PATH.json")
+    max_dets: int | None = option(None, "boxes prompted and masks scored per image, highest detector scores first "
+                                  "(default: 100 for COCO, 300 for LVIS, the benchmarks' limits)", type=int)
+    refine: bool = option(True, "skip the refinement pass (the best of the 3 masks is final)", flags=("--no-refine",))
+
+    def __post_init__(self):
+        if self.max_dets is not None and self.max_dets < 1:
+            raise ConfigError(f"--max-dets must be positive, got {self.max_dets}")
+        if self.boxes != "gt":
+            self.normalise(boxes=str(Path(self.boxes).expanduser().resolve()))
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -60,31 +75,30 @@ class InstancesTask(Task):
     metrics = (*(MetricSpec(k, "percent") for k in ("ap", "ap50", "ap75")),
                MetricSpec("ap_*", "percent", required=False),
                MetricSpec("inputs.*", "count", higher_is_better=None, required=False))
+    tables = (TableSpec("table5_instances", "Table 5. Instance segmentation from boxes, mask AP (%)",
+                        {"ap": "AP", "ap_small": "APs", "ap_medium": "APm", "ap_large": "APl"}),)
+    plots = (PlotSpec("table5_instances", "bars", "table5_instances", ylabel="mask AP (%)"),)
+
+    Options = InstancesOptions
+    baselines = ("grabcut",)
 
     def __init__(self, **config):
-        super().__init__(**{**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}})
-        c = self.config
-        if c["max_dets"] is not None and c["max_dets"] < 1:
-            raise ConfigError(f"--max-dets must be positive, got {c['max_dets']}")
-        self._detections = None if c["boxes"] == "gt" else read_detections(c["boxes"])
-        if self._detections is not None:
-            c["boxes"] = str(Path(c["boxes"]).resolve())
+        super().__init__(**config)
+        self._detections = None  # read by setup (--boxes PATH)
+        self._by_image: dict = {}
         self._checked: dict[int, CheckedDetections] = {}  # id(dataset) -> its detections
         self._prepared: set[int] = set()
-        self._by_image = self._detections.by_image() if self._detections is not None else {}
+        self._loaded = False
         self._warned = False
         self._warned_refine = False
 
-    @classmethod
-    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--boxes", default=DEFAULTS["boxes"], metavar="gt|PATH.json",
-                       help="box prompts: 'gt' (ground-truth boxes, score 1; an upper bound) or a detector's "
-                            "results in COCO results format, e.g. the ViTDet-H files the paper used")
-        p.add_argument("--max-dets", type=int, default=None,
-                       help="boxes prompted and masks scored per image, highest detector scores first "
-                            "(default: 100 for COCO, 300 for LVIS, the benchmarks' limits)")
-        p.add_argument("--no-refine", dest="refine", action="store_false", default=DEFAULTS["refine"],
-                       help="skip the refinement pass (the best of the 3 masks is final)")
+    def setup(self) -> None:
+        """Read and check the ``--boxes`` detections file, entry by entry (once)."""
+        if self._loaded or self.config["boxes"] == "gt":
+            return
+        self._detections = read_detections(self.config["boxes"])
+        self._by_image = self._detections.by_image()
+        self._loaded = True
 
     def _limit(self, fmt: str | None = None) -> int:
         return self.config["max_dets"] or MAX_DETS.get(fmt or "", max(MAX_DETS.values()))
@@ -111,6 +125,7 @@ class InstancesTask(Task):
     def prepare(self, dataset: Dataset) -> None:
         """Check the detections against ``dataset`` before its items run (the runner's hook):
         each refused one becomes a skip in ``dataset.missing``, each item keeps its usable ones."""
+        self.setup()
         if self._detections is None or id(dataset) in self._prepared:
             return
         self._prepared.add(id(dataset))
@@ -139,7 +154,7 @@ class InstancesTask(Task):
         no low-res logits to feed back."""
         rles: list[dict] = []
         refined = True
-        chunk = max(64, getattr(model, "prompt_batch", None) or 0)
+        chunk = max(64, model.prompt_batch or 0)
         for s in range(0, len(boxes), chunk):
             b = torch.as_tensor(boxes[s:s + chunk], dtype=torch.float32)
             pred, done = model.predict_refined(boxes=b, refine=self.config["refine"])
@@ -187,10 +202,9 @@ class InstancesTask(Task):
         score = lvis_mask_ap if dataset.format == "lvis" else coco_mask_ap
         return {**score(gt, results, image_ids=ids, max_dets=limit), "inputs": dict(sorted(inputs.items()))}
 
-    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
-        """Table 5 (paper rows beside ours) and each dataset's COCO results file."""
-        from sam_bench.presets import paper_rows
-        from sam_bench.reports.tables import write_table
+    @classmethod
+    def outputs(cls, results: dict, out_dir: Path) -> list[Path]:
+        """Each dataset's COCO results file, ``segm_results.DATASET.json``; Table 5 is declared above."""
         from sam_bench.results import atomic_write_text, dumps, merge_items
 
         out_dir = Path(out_dir)
@@ -202,30 +216,6 @@ class InstancesTask(Task):
             path = out_dir / f"segm_results.{_slug(name)}.json"
             atomic_write_text(path, dumps(segm))
             written.append(path)
-        rows, sources = {}, []
-        for preset, bench in (("instances_coco", "COCO"), ("instances_lvis", "LVIS")):
-            try:
-                for r in paper_rows(preset):
-                    sources.append(r)
-                    row = rows.setdefault(r["method"], {"method": r["method"], "boxes": "ViTDet-H (paper)"})
-                    row.update({f"{bench} {col}": r.get(key, math.nan) for col, key in TABLE5.items()})
-            except ConfigError:
-                continue
-        table = list(rows.values())
-        boxes = "ground truth" if self.config["boxes"] == "gt" else Path(self.config["boxes"]).name
-        label = results["model"]["name"] + (" (untrained)" if results.get("untrained") else "")
-        for name, ds in results["datasets"].items():
-            m = ds["metrics"]
-            bench = "LVIS" if "ap_frequent" in m else "COCO"
-            table.append({"method": f"{label} on {name} ({ds['num_items']} images)", "boxes": boxes,
-                          **{f"{bench} {col}": m.get(key, math.nan) for col, key in TABLE5.items()}})
-        df = pd.DataFrame(table)
-        cols = ["method", "boxes"] + [f"{b} {c}" for b in ("COCO", "LVIS") for c in TABLE5]
-        df = df.reindex(columns=cols)
-        df = df.astype(object).where(df.notna(), None)  # write_table's Markdown prints NaN as 'nan'; None as '-'
-        written += write_table(df, out_dir, "table5_instances",
-                               caption="Instance segmentation from boxes, mask AP (paper Table 5)",
-                               results=results, sources=sources)
         return written
 
 

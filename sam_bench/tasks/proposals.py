@@ -18,26 +18,51 @@ delivers for evaluated images: images absent on disk are skips, not zeros.
 
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious
 from sam_bench.metrics.spec import MetricSpec
+from sam_bench.metrics.tables import PlotSpec, TableSpec
+from sam_bench.options import Options, option
 from sam_bench.tasks.base import Task
 
-DEFAULTS = {"grid": 64, "nms_thresh": 0.9, "ranking": "score_stability_mean", "top_k": 1000, "multimask": True,
-            "pred_iou_thresh": None, "stability_thresh": None, "crop_layers": 0, "points_per_batch": None,
-            "seed": 0}
 RANKINGS = ("score_stability_mean", "score", "random")
-TABLE4 = {"all": "", "small": "_small", "med": "_medium", "large": "_large", "freq": "_frequent",
-          "com": "_common", "rare": "_rare"}
+
+
+@dataclass(frozen=True)
+class ProposalsOptions(Options):
+    """Automatic mask generation in the paper's proposal setting (Table 4), and the ablation's switches."""
+
+    grid: int = option(64, "points per side of the prompt grid (paper: 64; single-output ablation: 128)", quick=16)
+    nms_thresh: float = option(0.9, "mask-IoU NMS threshold between proposals (paper: 0.9; ablation: 0.95)")
+    ranking: str = option("score_stability_mean", "order for the top-k cut: mean of predicted IoU and stability "
+                          "(paper), predicted IoU, or random (seeded; the single-output ablation)", choices=RANKINGS)
+    top_k: int = option(1000, "proposals kept per image; the metric is AR@top-k (paper: 1000)")
+    multimask: bool = option(True, "keep SAM's 3 masks per point (default)", action="store_true",
+                             also=((("--single-output",), {"action": "store_false",
+                                                           "help": "one mask per point (the single-output ablation)"}),))
+    pred_iou_thresh: float | None = option(None, "drop masks with predicted IoU below this (default: off, as the "
+                                           "paper)", type=float)
+    stability_thresh: float | None = option(None, "drop masks with stability score below this (default: off, as "
+                                            "the paper)", type=float)
+    crop_layers: int = option(0, "crop layers of automatic mask generation (paper: 0, no crops)")
+    points_per_batch: int | None = option(None, "grid points per decoder call (default: the model's prompt batch)",
+                                          type=int)
+    seed: int = option(0, "seed of the random ranking")
+
+    def __post_init__(self):
+        if self.grid < 1 or self.top_k < 1:
+            raise ConfigError(f"--grid and --top-k must be positive, got {self.grid} and {self.top_k}")
+        if self.ranking not in RANKINGS:
+            raise ConfigError(f"--ranking {self.ranking!r}: choose one of {', '.join(RANKINGS)}")
+        if not 0 < self.nms_thresh <= 1:
+            raise ConfigError(f"--nms-thresh must be in (0, 1], got {self.nms_thresh}")
 
 
 class ProposalsTask(Task):
@@ -48,55 +73,28 @@ class ProposalsTask(Task):
     # AR@top-k (ar1000); its size and frequency groups (ar1000_rare...) may be undefined on few images
     metrics = (MetricSpec("ar*_*", "percent", required=False), MetricSpec("ar*", "percent"),
                MetricSpec("proposals_per_image", "count", higher_is_better=None, scoring=False))
+    tables = (TableSpec("table4_proposals", "Table 4. Object proposals, class-agnostic mask AR@1000 (%)",
+                        {"ar1000": "all", "ar1000_small": "small", "ar1000_medium": "med.", "ar1000_large": "large",
+                         "ar1000_frequent": "freq.", "ar1000_common": "com.", "ar1000_rare": "rare"}),)
+    plots = (PlotSpec("table4_proposals", "bars", "table4_proposals", ylabel="AR@1000 (%)"),)
 
-    def __init__(self, **config):
-        super().__init__(**{**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}})
-        c = self.config
-        if c["grid"] < 1 or c["top_k"] < 1:
-            raise ConfigError(f"--grid and --top-k must be positive, got {c['grid']} and {c['top_k']}")
-        if c["ranking"] not in RANKINGS:
-            raise ConfigError(f"--ranking {c['ranking']!r}: choose one of {', '.join(RANKINGS)}")
-        if c["nms_thresh"] is not None and not 0 < c["nms_thresh"] <= 1:
-            raise ConfigError(f"--nms-thresh must be in (0, 1], got {c['nms_thresh']}")
-
-    @classmethod
-    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--grid", type=int, default=DEFAULTS["grid"],
-                       help="points per side of the prompt grid (paper: 64; single-output ablation: 128)")
-        p.add_argument("--nms-thresh", type=float, default=DEFAULTS["nms_thresh"],
-                       help="mask-IoU NMS threshold between proposals (paper: 0.9; ablation: 0.95)")
-        p.add_argument("--ranking", choices=RANKINGS, default=DEFAULTS["ranking"],
-                       help="order for the top-k cut: mean of predicted IoU and stability (paper), predicted "
-                            "IoU, or random (seeded; the single-output ablation)")
-        p.add_argument("--top-k", type=int, default=DEFAULTS["top_k"],
-                       help="proposals kept per image; the metric is AR@top-k (paper: 1000)")
-        p.add_argument("--multimask", dest="multimask", action="store_true", default=DEFAULTS["multimask"],
-                       help="keep SAM's 3 masks per point (default)")
-        p.add_argument("--single-output", dest="multimask", action="store_false",
-                       help="one mask per point (the single-output ablation)")
-        p.add_argument("--pred-iou-thresh", type=float, default=None,
-                       help="drop masks with predicted IoU below this (default: off, as the paper)")
-        p.add_argument("--stability-thresh", type=float, default=None,
-                       help="drop masks with stability score below this (default: off, as the paper)")
-        p.add_argument("--crop-layers", type=int, default=DEFAULTS["crop_layers"],
-                       help="crop layers of automatic mask generation (paper: 0, no crops)")
-        p.add_argument("--points-per-batch", type=int, default=None,
-                       help="grid points per decoder call (default: the model's prompt batch)")
-        p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of the random ranking")
+    Options = ProposalsOptions
+    baselines = ("felzenszwalb", "slic-proposals")
 
     def amg_config(self):
-        """The ``AMGConfig`` these options describe (mask NMS, no filters unless asked)."""
+        """The paper's settings (``AMGConfig.paper_proposals``: mask NMS, no filters) with these options."""
         from sam_bench.amg import AMGConfig
 
         c = self.config
-        return AMGConfig(points_per_side=c["grid"], points_per_batch=c["points_per_batch"], multimask=c["multimask"],
-                         pred_iou_thresh=c["pred_iou_thresh"], stability_score_thresh=c["stability_thresh"],
-                         nms="mask", nms_thresh=c["nms_thresh"], crop_n_layers=c["crop_layers"],
-                         ranking=c["ranking"], top_k=c["top_k"], seed=c["seed"])
+        return AMGConfig.paper_proposals().but(
+            points_per_side=c["grid"], points_per_batch=c["points_per_batch"], multimask=c["multimask"],
+            pred_iou_thresh=c["pred_iou_thresh"], stability_score_thresh=c["stability_thresh"],
+            nms_thresh=c["nms_thresh"], crop_n_layers=c["crop_layers"], ranking=c["ranking"], top_k=c["top_k"],
+            seed=c["seed"])
 
     def propose(self, model, image: np.ndarray):
         """(K, H, W) bool masks, best first, K <= top-k (torch or numpy)."""
-        if "promptable" in getattr(model, "kinds", (model.kind,)) and hasattr(model, "predict"):
+        if "promptable" in model.kinds:
             from sam_bench.amg import generate
 
             return generate(model, image, self.amg_config()).masks[: self.config["top_k"]]
@@ -129,33 +127,6 @@ class ProposalsTask(Task):
             out.setdefault(key, float("nan"))
         out["proposals_per_image"] = float(np.mean([r["num_proposals"] for r in records])) if records else math.nan
         return out
-
-    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
-        """Table 4 (paper rows beside ours) as .md/.csv/.tex."""
-        from sam_bench.presets import paper_rows
-        from sam_bench.reports.tables import write_table
-
-        k = f"ar{results['config'].get('top_k', 1000)}"
-        rows = [{"method": r["method"], "data": "LVIS v1 val (paper)",
-                 **{col: r.get("ar1000" + suf, math.nan) for col, suf in TABLE4.items()}}
-                for r in _paper_rows(paper_rows)]
-        label = results["model"]["name"] + (" (untrained)" if results.get("untrained") else "")
-        for name, ds in results["datasets"].items():
-            m = ds["metrics"]
-            rows.append({"method": label, "data": f"{name} ({ds['num_items']} images)",
-                         **{col: m.get(k + suf, math.nan) for col, suf in TABLE4.items()}})
-        df = pd.DataFrame(rows)
-        df = df.astype(object).where(df.notna(), None)  # write_table's Markdown prints NaN as 'nan'; None as '-'
-        return write_table(df, out_dir, "table4_proposals",
-                           caption=f"Object proposals, class-agnostic mask AR@{k[2:]} (paper Table 4)",
-                           results=results, sources=_paper_rows(paper_rows))
-
-
-def _paper_rows(paper_rows) -> list[dict]:
-    try:
-        return paper_rows("proposals")
-    except ConfigError:
-        return []
 
 
 def evaluator_inputs(records: list[dict]) -> tuple[dict, list[dict], dict]:

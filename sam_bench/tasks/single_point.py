@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +36,18 @@ from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
 from sam_bench.metrics.clicks import Click, center_click, mask_iou, next_click, number_of_clicks, random_click
 from sam_bench.metrics.spec import MetricSpec
+from sam_bench.metrics.tables import PlotSpec, TableSpec
+from sam_bench.options import Options, option
 from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
 
-DEFAULTS = {"point": "center", "clicks": [1, 2, 3, 5, 9], "max_clicks": 20, "noc_thresholds": [85, 90],
-            "feed_logits": False, "seed": 0, "object_batch": 16, "object_memory": 1.0, "compare_to": None}
 # bytes per image pixel held for each object of a click round at its peak (the first click,
 # multimask, see _simulate): the model's (3, H, W) float32 logits twice (its decoder chunks and
 # their concatenation), their 3 bool masks, the oracle IoU's temporaries (2 x 3 bool and a 1-byte
 # ground-truth copy), and the object's own ground-truth and clicked maps (2 x 1 byte)
 OBJECT_BYTES_PER_PIXEL = 2 * 3 * 4 + 3 + 2 * 3 + 1 + 2
 GIB = 1 << 30
-DATA_KEYS = ("split", "split_by", "subsample", "subsample_seed")  # passed through to the data layer
 COUNT_KEYS = ("num_objects", "num_skipped_objects")  # summed, not averaged, over datasets
 
 
@@ -77,6 +76,56 @@ def object_batch_for(configured: int, h: int, w: int, budget_bytes: float) -> in
     return max(1, min(configured, int(budget_bytes // bytes_per_object(h, w))))
 
 
+def _floats(text: str | list) -> list:
+    return _numbers(text, float)
+
+
+@dataclass(frozen=True)
+class SinglePointOptions(Options):
+    """The task's options; checked on creation, reading no file (``--compare-to`` is checked in ``setup``)."""
+
+    point: str = option("center", "first click: the object's center (farthest from its boundary; paper default) "
+                        "or a random pixel of it, seeded by --seed, the item and the object (default: center)",
+                        choices=("center", "random"))
+    clicks: list = option([1, 2, 3, 5, 9], "click counts at which mIoU is reported (default: 1,2,3,5,9 as in "
+                          "Fig. 9)", type=_numbers, metavar="N,N,...")
+    max_clicks: int = option(20, "click budget for NoC; objects that never reach a threshold count this many "
+                             "(default: 20, as RITM)", quick=9)
+    noc_thresholds: list = option([85, 90], "IoU targets in percent for NoC (default: 85,90)", type=_floats,
+                                  metavar="T,T,...")
+    feed_logits: bool = option(False, "feed the previous click's low-res logits back as a mask prompt (the paper "
+                               "does not say; default: off)")
+    seed: int = option(0, "seed of --point random (default: 0)")
+    object_batch: int = option(16, "objects of one image decoded together per click round, at most (default: 16; "
+                               "fewer on large images, see --object-memory)")
+    object_memory: float = option(1.0, "memory budget of one click round in GiB: the object batch shrinks so that "
+                                  f"its full-resolution arrays ({OBJECT_BYTES_PER_PIXEL} bytes per pixel per "
+                                  "object) fit, down to one object (default: 1; never changes the results)",
+                                  metavar="GIB")
+    compare_to: str | None = option(None, "another single-point results.json, drawn beside this run in its Fig. 9 "
+                                    "bar chart and click plot", metavar="RESULTS_JSON")
+
+    def __post_init__(self):
+        try:
+            clicks, thresholds = _numbers(self.clicks), _floats(self.noc_thresholds)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigError(f"--clicks / --noc-thresholds: {exc}") from None
+        self.normalise(clicks=clicks, noc_thresholds=[int(t) if float(t).is_integer() else t for t in thresholds],
+                       compare_to=str(self.compare_to) if self.compare_to is not None else None)
+        if self.point not in ("center", "random"):
+            raise ConfigError(f"--point {self.point!r}: choose center or random")
+        if not self.clicks or self.clicks[0] < 1:
+            raise ConfigError(f"--clicks {self.clicks}: click counts must be >= 1")
+        if self.max_clicks < self.clicks[-1]:
+            raise ConfigError(f"--max-clicks {self.max_clicks} is below the largest --clicks value {self.clicks[-1]}")
+        if not self.noc_thresholds or not all(0 < t <= 100 for t in self.noc_thresholds):
+            raise ConfigError(f"--noc-thresholds {self.noc_thresholds}: IoU percentages in (0, 100]")
+        if self.object_batch < 1:
+            raise ConfigError(f"--object-batch {self.object_batch}: must be >= 1")
+        if not self.object_memory > 0:
+            raise ConfigError(f"--object-memory {self.object_memory}: a memory budget in GiB, must be > 0")
+
+
 class SinglePointTask(Task):
     name = "single-point"
     # compare_to: only what the plots draw beside this run; object_memory: how many objects share
@@ -90,60 +139,22 @@ class SinglePointTask(Task):
     metrics = (MetricSpec("miou_*", "percent"), MetricSpec("noc*_failures", "count", higher_is_better=False),
                MetricSpec("noc*", "clicks", higher_is_better=False),
                *(MetricSpec(k, "count", higher_is_better=None) for k in COUNT_KEYS))
+    tables = (TableSpec("fig9_single_point", "Fig. 9. Single point valid mask: mIoU (%) after N center points",
+                        {"miou_1": "1 pt", "miou_2": "2 pts", "miou_3": "3 pts", "miou_5": "5 pts", "miou_9": "9 pts",
+                         "miou_oracle_1": "1 pt oracle"}),
+              TableSpec("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; "
+                        "RITM protocol)", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"))
+    # Fig. 9a (per dataset) and 9c (mIoU vs points); a --compare-to run is drawn beside this one
+    plots = (PlotSpec("fig9_single_point_bars", "dataset_bars", "fig9_single_point", metric="miou_1"),
+             PlotSpec("fig9_single_point_clicks", "clicks_curves", "fig9_single_point"))
 
-    def __init__(self, **config):
-        unknown = set(config) - set(DEFAULTS) - set(DATA_KEYS)
-        if unknown:
-            raise ConfigError(f"single-point: unknown option(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        c = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}}
-        try:
-            c["clicks"], c["noc_thresholds"] = _numbers(c["clicks"]), _numbers(c["noc_thresholds"], float)
-        except argparse.ArgumentTypeError as exc:
-            raise ConfigError(f"--clicks / --noc-thresholds: {exc}") from None
-        c["noc_thresholds"] = [int(t) if float(t).is_integer() else t for t in c["noc_thresholds"]]
-        if c["point"] not in ("center", "random"):
-            raise ConfigError(f"--point {c['point']!r}: choose center or random")
-        if not c["clicks"] or c["clicks"][0] < 1:
-            raise ConfigError(f"--clicks {c['clicks']}: click counts must be >= 1")
-        if c["max_clicks"] < c["clicks"][-1]:
-            raise ConfigError(f"--max-clicks {c['max_clicks']} is below the largest --clicks value {c['clicks'][-1]}")
-        if not c["noc_thresholds"] or not all(0 < t <= 100 for t in c["noc_thresholds"]):
-            raise ConfigError(f"--noc-thresholds {c['noc_thresholds']}: IoU percentages in (0, 100]")
-        if c["object_batch"] < 1:
-            raise ConfigError(f"--object-batch {c['object_batch']}: must be >= 1")
-        if not c["object_memory"] > 0:
-            raise ConfigError(f"--object-memory {c['object_memory']}: a memory budget in GiB, must be > 0")
-        if c["compare_to"] is not None and not Path(c["compare_to"]).is_file():
-            raise ConfigError(f"--compare-to {c['compare_to']}: no such results file")
-        c["compare_to"] = str(c["compare_to"]) if c["compare_to"] is not None else None
-        super().__init__(**c)
+    Options = SinglePointOptions
+    baselines = ("grabcut",)
 
-    @classmethod
-    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--point", choices=["center", "random"], default=DEFAULTS["point"],
-                       help="first click: the object's center (farthest from its boundary; paper default) or a "
-                            "random pixel of it, seeded by --seed, the item and the object (default: center)")
-        p.add_argument("--clicks", type=_numbers, default=DEFAULTS["clicks"], metavar="N,N,...",
-                       help="click counts at which mIoU is reported (default: 1,2,3,5,9 as in Fig. 9)")
-        p.add_argument("--max-clicks", type=int, default=DEFAULTS["max_clicks"],
-                       help="click budget for NoC; objects that never reach a threshold count this many "
-                            "(default: 20, as RITM)")
-        p.add_argument("--noc-thresholds", type=lambda s: _numbers(s, float), default=DEFAULTS["noc_thresholds"],
-                       metavar="T,T,...", help="IoU targets in percent for NoC (default: 85,90)")
-        p.add_argument("--feed-logits", action="store_true",
-                       help="feed the previous click's low-res logits back as a mask prompt (the paper does not "
-                            "say; default: off)")
-        p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of --point random (default: 0)")
-        p.add_argument("--object-batch", type=int, default=DEFAULTS["object_batch"],
-                       help="objects of one image decoded together per click round, at most (default: 16; "
-                            "fewer on large images, see --object-memory)")
-        p.add_argument("--object-memory", type=float, default=DEFAULTS["object_memory"], metavar="GIB",
-                       help="memory budget of one click round in GiB: the object batch shrinks so that its "
-                            f"full-resolution arrays ({OBJECT_BYTES_PER_PIXEL} bytes per pixel per object) fit, "
-                            "down to one object (default: 1; never changes the results)")
-        p.add_argument("--compare-to", metavar="RESULTS_JSON",
-                       help="another single-point results.json: the bar chart then shows per-dataset "
-                            "differences (this run minus that one) and the click plot both runs")
+    def setup(self) -> None:
+        """``--compare-to`` must name an existing results file (it is read when the plots are drawn)."""
+        if self.config["compare_to"] is not None and not Path(self.config["compare_to"]).is_file():
+            raise ConfigError(f"--compare-to {self.config['compare_to']}: no such results file")
 
     # -- one image ---------------------------------------------------------------------
     def process(self, model, item: Item, sample: Sample) -> dict:
@@ -280,143 +291,3 @@ class SinglePointTask(Task):
             if k in COUNT_KEYS or k.endswith("_failures"):
                 out[k] = int(sum(m.get(k, 0) for m in per_dataset.values()))
         return out
-
-    # -- tables and plots ----------------------------------------------------------------
-    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
-        """``single_point.{md,csv,tex}``, ``single_point_bars.png`` (Fig. 9a), ``single_point_clicks.png`` (9c/d)."""
-        from sam_bench.reports.tables import write_table
-        from sam_bench.results import load_json
-
-        out_dir = Path(out_dir)
-        other = None
-        if self.config.get("compare_to"):
-            try:
-                other = load_json(self.config["compare_to"])
-            except ConfigError as exc:
-                log.warning("--compare-to: %s; plotting this run alone", exc)
-        caption = (f"Single-point valid mask, {self.config['point']} first click: mIoU (%) after N clicks, "
-                   f"NoC within {self.config['max_clicks']} clicks")
-        paths = write_table(self._table(results), out_dir, "single_point", caption=caption, floatfmt=".2f",
-                            results=results, sources=_paper_rows())
-        paths.append(self._bars(results, other, out_dir / "single_point_bars.png"))
-        paths.append(self._curves(results, other, out_dir / "single_point_clicks.png"))
-        return paths
-
-    def _columns(self) -> dict[str, str]:
-        """metric key -> column title."""
-        cols = {f"miou_{n}": f"mIoU@{n}" for n in self.config["clicks"]}
-        cols["miou_oracle_1"] = "oracle mIoU@1"
-        for t in self.config["noc_thresholds"]:
-            cols[_key(t)] = f"NoC@{t:g}"
-        for t in self.config["noc_thresholds"]:
-            cols[_key(t) + "_failures"] = f">={self.config['max_clicks']}@{t:g}"
-        return cols
-
-    def _table(self, results: dict):
-        import pandas as pd
-
-        cols, label = self._columns(), _label(results)
-        rows = [{"method": label, "dataset": name, "objects": ds["metrics"].get("num_objects"),
-                 **{title: ds["metrics"].get(k, math.nan) for k, title in cols.items()}}
-                for name, ds in results["datasets"].items() if ds["metrics"]]
-        if len(rows) > 1 and results.get("metrics"):
-            rows.append({"method": label, "dataset": f"mean of {len(rows)}", "objects": results["metrics"].get(
-                "num_objects"), **{title: results["metrics"].get(k, math.nan) for k, title in cols.items()}})
-        for ref in _paper_rows():
-            scope = ref.get("dataset", ref.get("scope", "23-dataset mean"))
-            if "dataset" in ref and ref["dataset"] not in results["datasets"]:
-                continue
-            rows.append({"method": f"{ref['method']} (reported)", "dataset": scope, "objects": None,
-                         **{title: ref.get(k, math.nan) for k, title in cols.items()}})
-        df = pd.DataFrame(rows, columns=["method", "dataset", "objects", *cols.values()]).astype(object)
-        # counts as ints; missing values as None, which every output format prints as missing
-        counts = {"objects", *(title for k, title in cols.items() if k.endswith("_failures"))}
-        for col in df.columns[2:]:
-            df[col] = pd.Series([None if v is None or (isinstance(v, float) and math.isnan(v))
-                                 else int(v) if col in counts else float(v) for v in df[col]], dtype=object)
-        return df
-
-    def _bars(self, results: dict, other: dict | None, path: Path) -> Path:
-        """Fig. 9a: per-dataset mIoU at one click, or the difference to ``other`` when given."""
-        plt = _pyplot()
-        ours = {n: d["metrics"]["miou_1"] for n, d in results["datasets"].items() if "miou_1" in d["metrics"]}
-        if other is not None:
-            theirs = {n: d["metrics"].get("miou_1") for n, d in other.get("datasets", {}).items()}
-            vals = {n: v - theirs[n] for n, v in ours.items() if theirs.get(n) is not None}
-            xlabel = f"mIoU at 1 point: {_label(results)} minus {_label(other)} (IoU points)"
-        else:
-            vals, xlabel = ours, f"mIoU at 1 point (%), {_label(results)}"
-        names = sorted(vals, key=vals.get)
-        fig, ax = plt.subplots(figsize=(6, 0.35 * max(len(names), 3) + 1.2))
-        colors = ["tab:green" if vals[n] >= 0 else "tab:red" for n in names] if other is not None else "tab:blue"
-        ax.barh(names, [vals[n] for n in names], color=colors)
-        for y, n in enumerate(names):
-            ax.annotate(f"{vals[n]:+.1f}" if other is not None else f"{vals[n]:.1f}", (vals[n], y),
-                        xytext=(3 if vals[n] >= 0 else -3, 0), textcoords="offset points", va="center",
-                        ha="left" if vals[n] >= 0 else "right", fontsize=8)
-        ax.axvline(0, color="black", lw=0.8)
-        ax.set_xlabel(xlabel)
-        ax.set_title(f"Single point ({self.config['point']}), per dataset")
-        return _save(fig, path)
-
-    def _curves(self, results: dict, other: dict | None, path: Path) -> Path:
-        """Fig. 9c/d: mIoU against the number of points, per dataset and the mean over datasets."""
-        plt = _pyplot()
-        ns = self.config["clicks"]
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        for name, ds in results["datasets"].items():
-            if ds["metrics"]:
-                ax.plot(ns, [ds["metrics"].get(f"miou_{n}", math.nan) for n in ns], lw=0.8, alpha=0.5, marker=".",
-                        label=name if len(results["datasets"]) <= 8 else None)
-        runs = [(results, "-")] + ([(other, "--")] if other is not None else [])
-        for run, style in runs:
-            m = run.get("metrics", {})
-            ax.plot(ns, [m.get(f"miou_{n}", math.nan) for n in ns], style, color="black", lw=2, marker="o",
-                    label=f"mean, {_label(run)}")
-        ax.set_xticks(ns)
-        ax.set_xlabel("number of points")
-        ax.set_ylabel("mIoU (%)")
-        ax.set_title(f"mIoU vs points ({self.config['point']} first point)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        return _save(fig, path)
-
-
-def _label(results: dict) -> str:
-    model = results.get("model", {})
-    return f"{model.get('name', '?')}{' [untrained]' if results.get('untrained') or model.get('untrained') else ''}"
-
-
-def _paper_rows() -> list[dict]:
-    """Reference rows of the presets that run this task (``tasks/single_point.toml``, ``interactive.toml``)."""
-    from sam_bench.presets import load_presets
-
-    try:
-        presets = load_presets()
-    except ConfigError as exc:
-        log.warning("paper reference rows unavailable: %s", exc)
-        return []
-    return [dict(r) for name in sorted(presets) if presets[name]["task"] == SinglePointTask.name
-            for r in presets[name].get("paper", [])]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    import io
-
-    from sam_bench.results import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
-    _pyplot().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path

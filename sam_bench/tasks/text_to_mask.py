@@ -19,30 +19,65 @@ expressions the grounder answered).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
-from sam_bench.errors import BadInput, ConfigError
+from sam_bench.errors import BadInput, ConfigError, SamBenchError
 from sam_bench.grounders.base import Grounder, Grounding, Query, build_grounder, grounder_class, phrase_id
-from sam_bench.grounders.clip import DEFAULT_ARCH, DEFAULT_CANDIDATES
 from sam_bench.metrics.refer import HIGHER_IS_BETTER, intersection_union, refer_metrics, sample_iou
 from sam_bench.metrics.spec import MetricSpec
+from sam_bench.metrics.tables import PlotSpec, TableSpec
+from sam_bench.options import Options, merge, option
 from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
 
-DEFAULTS = {"grounder": "clip", "clip_checkpoint": None, "clip_arch": DEFAULT_ARCH, "clip_template": "{}",
-            "boxes_file": None, "crop_expand": 1.0, "zero_background": False, "refine_center_click": False,
-            "candidates": DEFAULT_CANDIDATES, "refine": True, "split_by": None}
-METRIC_COLUMNS = {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7", "pr90": "Pr@0.9",
-                  "found": "found"}
+def _grounder_help() -> str:
+    from sam_bench import registry
+
+    return (f"text grounder: {', '.join(registry.names('grounders'))} (clip: CLIP scoring of generated masks; "
+            f"boxes-from: detector boxes from --boxes-file; native: the model takes text, e.g. --model sam3; "
+            f"oracle: ground-truth box, an upper bound)")
+
+
+@dataclass(frozen=True)
+class TextToMaskOptions(Options):
+    """The task's own options; each grounder's (``Grounder.Options``) join them (``options_class``)
+    and are checked for the chosen grounder, reading no file."""
+
+    grounder: str = option("clip", _grounder_help, metavar="NAME")
+    refine: bool = option(True, "box prompts: keep the best of the 3 masks, without the refinement pass that feeds "
+                          "its logits and the box back", flags=("--no-refine",))
+
+    def __post_init__(self):
+        chosen = grounder_class(self.grounder).check_options(self.as_config())
+        if isinstance(chosen, Options):
+            self.normalise(**chosen.as_config())
+
+
+def grounder_options() -> tuple[type[Options], ...]:
+    """The options classes of the registered grounders (one that cannot load offers none)."""
+    from sam_bench import registry
+
+    out = []
+    for name in registry.names("grounders"):
+        try:
+            out.append(grounder_class(name).Options)
+        except SamBenchError as exc:
+            log.debug("grounder %s: options unavailable (%s)", name, exc)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(extra: tuple[type[Options], ...]) -> type[Options]:
+    return merge(TextToMaskOptions, *extra, name="TextToMaskAllOptions")
 
 
 class TextToMaskTask(Task):
@@ -53,71 +88,48 @@ class TextToMaskTask(Task):
     default_datasets = ("synthetic",)
     metrics = (*(MetricSpec(k, "percent", higher_is_better=v) for k, v in HIGHER_IS_BETTER.items()),
                MetricSpec("found", "percent"), MetricSpec("num_expressions", "count", higher_is_better=None))
+    tables = (TableSpec("text_to_mask", "Text to mask (paper Sec. 7.5 is qualitative): referring-expression "
+                        "scores (%)", {"miou": "mIoU", "ciou": "cIoU", "pr50": "Pr@0.5", "pr70": "Pr@0.7",
+                                       "pr90": "Pr@0.9", "found": "found"}, settings={"grounder": " + {} grounder"}),)
+    plots = (PlotSpec("text_to_mask", "bars", "text_to_mask", ylabel="%"),)
+
+    baselines = ("grabcut",)
+    recorded = ("grounder_info",)  # the built grounder's facts (checkpoint hash...), written by setup
 
     def __init__(self, **config: Any):
-        merged = {**DEFAULTS, **{k: v for k, v in config.items() if v is not None or k not in DEFAULTS}}
-        for key in ("clip_checkpoint", "boxes_file"):
-            if merged.get(key):
-                merged[key] = str(Path(merged[key]).expanduser().resolve())
-        merged.pop("grounder_info", None)  # facts of an earlier run's grounder (report / compare rebuild the task)
-        super().__init__(**merged)
-        grounder_class(self.config["grounder"]).check_options(self.config)
+        super().__init__(**config)
         self._grounder: Grounder | None = None
+
+    @classmethod
+    def options_class(cls) -> type[Options]:
+        """The task's options and every registered grounder's."""
+        return _composed(grounder_options())
+
+    @classmethod
+    def reproduce_options(cls, args: argparse.Namespace) -> dict[str, Any]:
+        """``reproduce`` prompts through CLIP with ``--clip-checkpoint``, else through the oracle grounder
+        (the referred object's ground-truth box: an upper bound, needing no weights)."""
+        clip = getattr(args, "clip_checkpoint", None)
+        return {"grounder": "clip" if clip else "oracle", "clip_checkpoint": clip}
+
+    def setup(self) -> None:
+        """Build the grounder (it opens its files) and record its facts in the config, once."""
+        if self._grounder is None:
+            self._grounder = build_grounder(self.config["grounder"], self.config)
+            self.config["grounder_info"] = self._grounder.describe()
 
     @property
     def grounder(self) -> Grounder:
-        """Built on first use (``check_model``, before the run starts), so rebuilding the task from a saved
-        config (``sam-bench report``) reads no grounder files."""
-        if self._grounder is None:
-            self._grounder = build_grounder(self.config["grounder"], self.config)
+        self.setup()
         return self._grounder
 
-    @classmethod
-    def add_arguments(cls, p: argparse.ArgumentParser) -> None:
-        from sam_bench import registry
-
-        p.add_argument("--grounder", default=DEFAULTS["grounder"], metavar="NAME",
-                       help=f"text grounder: {', '.join(registry.names('grounders'))} (clip: CLIP scoring of "
-                            f"generated masks; boxes-from: detector boxes from --boxes-file; native: the model "
-                            f"takes text, e.g. --model sam3; oracle: ground-truth box, an upper bound)")
-        p.add_argument("--clip-checkpoint", metavar="PATH",
-                       help="local CLIP weights for --grounder clip (open_clip state dict / safetensors, or "
-                            "OpenAI's TorchScript ViT-L-14-336px.pt); never downloaded")
-        p.add_argument("--clip-arch", default=DEFAULTS["clip_arch"], metavar="NAME|CONFIG.json",
-                       help="open_clip architecture of --clip-checkpoint, or an open_clip model config JSON "
-                            "(default: %(default)s, the CLIP the paper's SAM used)")
-        p.add_argument("--clip-template", default=DEFAULTS["clip_template"], metavar="TEXT",
-                       help="text template, {} = the expression, e.g. 'a photo of {}.' (default: the bare text)")
-        p.add_argument("--boxes-file", metavar="PATH",
-                       help="for --grounder boxes-from: JSON {phrase id: {boxes: [[x0,y0,x1,y1],...], scores: "
-                            "[...]}}, phrase id = '<item>/<instance>/<sentence index>' (see items.jsonl)")
-        p.add_argument("--crop-expand", type=float, default=DEFAULTS["crop_expand"], metavar="F",
-                       help="CLIP crop: the candidate's box made square and scaled by F for context "
-                            "(1 = tight; default %(default)s)")
-        p.add_argument("--zero-background", action="store_true", default=DEFAULTS["zero_background"],
-                       help="CLIP crop: set pixels outside the candidate mask to CLIP's mean colour (0 after "
-                            "normalisation)")
-        p.add_argument("--refine-center-click", action="store_true", default=DEFAULTS["refine_center_click"],
-                       help="CLIP: prompt the model again with the chosen mask's center click (the pixel "
-                            "farthest from its boundary) and keep that mask instead")
-        p.add_argument("--candidates", default=DEFAULTS["candidates"], metavar="K=V,...",
-                       help="CLIP candidate masks: automatic mask generation settings over the official ones, "
-                            "e.g. 'grid=32,iou=0.88,stability=0.95,nms=0.7,top_k=64' ('none' switches a "
-                            "filter off; default: %(default)s)")
-        p.add_argument("--no-refine", dest="refine", action="store_false", default=DEFAULTS["refine"],
-                       help="box prompts: keep the best of the 3 masks, without the refinement pass that feeds "
-                            "its logits and the box back")
-        p.add_argument("--split-by", metavar="NAME", help="refcoco datasets: the refs file, e.g. unc, google, umd "
-                       "(default: unc for RefCOCO/RefCOCO+, umd for RefCOCOg)")
-
     def check_model(self, model: Any) -> None:
-        """Refuse a model the grounder cannot drive; build the grounder and record its facts in the config."""
-        kinds = set(getattr(model, "kinds", (model.kind,)))
+        """Refuse a model the grounder cannot drive."""
+        kinds = set(model.kinds)
         need = grounder_class(self.config["grounder"]).needs_model_kinds
         if not kinds & set(need):
             raise ConfigError(f"--grounder {self.config['grounder']} drives {' or '.join(need)} models; "
                               f"{model.info.name!r} is a {'/'.join(sorted(kinds))} model")
-        self.config["grounder_info"] = self.grounder.describe()
 
     # -- one image ----------------------------------------------------------------------------
     def queries(self, item: Item, sample: Sample) -> list[Query]:
@@ -159,24 +171,6 @@ class TextToMaskTask(Task):
         out["found"] = 100.0 * float(np.mean([e["prompt"] != "none" for e in exprs])) if exprs else float("nan")
         out["num_expressions"] = len(exprs)
         return out
-
-    def outputs(self, results: dict, out_dir: Path) -> list[Path]:
-        """``text_to_mask.{md,csv,tex}``: one row per dataset (the paper has no numbers to set beside them)."""
-        from sam_bench.reports.tables import write_table
-
-        rows = []
-        for name, ds in results["datasets"].items():
-            m = ds["metrics"]
-            if m:
-                rows.append({"dataset": name, "grounder": results["config"].get("grounder"),
-                             "expressions": m.get("num_expressions"),
-                             **{label: m.get(key, float("nan")) for key, label in METRIC_COLUMNS.items()}})
-        if not rows:
-            return []
-        flag = " [UNTRAINED: random weights]" if results.get("untrained") else ""
-        caption = (f"Text-to-mask, {results['model']['name']}{flag}: mIoU, cIoU and precision at IoU 0.5/0.7/0.9 "
-                   f"(percent). The SAM paper reports this experiment only qualitatively.")
-        return write_table(pd.DataFrame(rows), out_dir, "text_to_mask", caption=caption, results=results)
 
 
 def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refine: bool = True) -> np.ndarray:
