@@ -15,13 +15,14 @@ takes the highest-scoring mask as the answer. ``sam_bench.models.sam3`` adapts t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from sam_bench.data.base import Item, Sample
 from sam_bench.errors import SamBenchError
 from sam_bench.grounders.base import Grounder, Grounding, Query
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass

@@ -20,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.timing import Stopwatch
+
+if TYPE_CHECKING:  # torch loads on first use, so listing models (`sam-bench models list`) needs none
+    import torch
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
 # Prompts per decoder call on devices where the largest batch is fastest per prompt. Elsewhere (CPU)
@@ -127,6 +129,8 @@ class Prediction:
 
     def select(self, index: torch.Tensor) -> "Prediction":
         """One mask per prompt: ``index`` (B,) picks along M; M becomes 1."""
+        import torch
+
         b = torch.arange(len(self), device=self.logits.device)
         index = index.to(self.logits.device)
         pick = lambda t: None if t is None else t[b, index.to(t.device)][:, None]
@@ -135,12 +139,16 @@ class Prediction:
 
     def best(self) -> "Prediction":
         """The mask with the highest predicted IoU for each prompt (the first mask without scores)."""
+        import torch
+
         if self.iou_scores is None:
             return self.select(torch.zeros(len(self), dtype=torch.long))
         return self.select(self.iou_scores.argmax(dim=1))
 
     @staticmethod
     def cat(parts: list["Prediction"]) -> "Prediction":
+        import torch
+
         join = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)
         return Prediction(torch.cat([p.logits for p in parts]), join([p.iou_scores for p in parts]),
                           join([p.low_res_logits for p in parts]), parts[0].threshold)
@@ -166,7 +174,18 @@ class _Timed:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
+
+
+class _Float32:
+    """A class attribute that reads as ``torch.float32``, importing torch when read, not at import."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> torch.dtype:
+        import torch
+
+        return torch.float32
 
 
 class PromptableModel(_Timed):
@@ -180,9 +199,11 @@ class PromptableModel(_Timed):
     kind: ClassVar[str] = "promptable"
     kinds: ClassVar[tuple[str, ...]] = ("promptable",)
     mask_threshold: float = 0.0
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype = _Float32()  # torch.float32 when read; an instance sets its own
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
+        import torch
+
         self.info = info
         self.device = torch.device(device)
         self.prompt_batch = prompt_batch
@@ -215,6 +236,8 @@ class PromptableModel(_Timed):
 
     def _autocast(self):
         """Autocast to the model's reduced precision, or nothing in fp32."""
+        import torch
+
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
@@ -228,6 +251,8 @@ class PromptableModel(_Timed):
         """Run the encoder on an (H, W, 3) uint8 RGB image; its embedding serves later prompts."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
+        import torch
+
         with Stopwatch(self.device) as sw, torch.inference_mode():
             self._encode(image)
         self.encoder_seconds += sw.seconds
@@ -247,6 +272,8 @@ class PromptableModel(_Timed):
         prompt batch, measured on CPU by ``self.tuner``); on CUDA out-of-memory the chunk is
         halved and retried.
         """
+        import torch
+
         if self.image_size is None:
             raise SamBenchError("predict() called before set_image(): set an image first")
         points, labels, boxes, mask_input = self._check_prompts(points, labels, boxes, mask_input)
@@ -288,6 +315,8 @@ class PromptableModel(_Timed):
                             multimask=False), True
 
     def _check_prompts(self, points, labels, boxes, mask_input):
+        import torch
+
         h, w = self.image_size
         as_t = lambda x, dt: None if x is None else torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,
                                                                        dtype=dt, device=self.device)
@@ -321,6 +350,8 @@ class _WholeImageModel(_Timed):
     """A CPU model that works on the whole image at once: ``set_image`` only keeps it."""
 
     def __init__(self, info: ModelInfo):
+        import torch
+
         self.info = info
         self.device = torch.device("cpu")
         self._image: np.ndarray | None = None

@@ -13,13 +13,15 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from sam_bench.reports.latex import RowInfo
 from sam_bench.reports.methods import matching_row
 from sam_bench.reports.runs import model_label, numeric_items
 from sam_bench.reports.tables import coverage, source_note
+
+if TYPE_CHECKING:  # pandas loads on first use, not for --help
+    import pandas as pd
 
 log = logging.getLogger("sam_bench")
 
@@ -170,6 +172,8 @@ def _notes(paper: list[dict], runs: list[dict], without_delta: list[str]) -> lis
 
 def build_table(table: PaperTable, entries: list[dict]) -> Built | None:
     """One paper table from the finished runs of ``entries``; None when no run feeds it."""
+    import pandas as pd
+
     runs = [e for e in entries if "results" in e and e["results"].get("task") == table.task]
     presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
     unique = []

@@ -19,15 +19,16 @@ import logging
 import math
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from sam_bench.errors import ConfigError, SamBenchError
-from sam_bench.reports import plots
 from sam_bench.reports.paper_tables import TABLES, build_table, paper_rows
 from sam_bench.reports.runs import load_runs, model_label
 from sam_bench.reports.tables import dataset_totals, write_table
 from sam_bench.results import atomic_write_text, load_json, load_results
+
+if TYPE_CHECKING:  # pandas and matplotlib (plots) load on first use, not for --help
+    import pandas as pd
 
 log = logging.getLogger("sam_bench")
 
@@ -121,11 +122,15 @@ def single_point_plots(entries: list[dict], out: Path) -> list[Path]:
                    "miou": [r[f"miou_{n}"] for n in (1, 2, 3, 5, 9) if f"miou_{n}" in r]} for r in refs]
     if not bars:
         return []
+    from sam_bench.reports import plots
+
     return [plots.single_point_bars(bars, out / "fig9_single_point_bars.png", references=bar_refs),
             plots.clicks_curves(curves, out / "fig9_single_point_clicks.png", references=curve_refs)]
 
 
 def latency_table(entries: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
     rows, seen = [], set()
     for e in entries:
         if "results" not in e or e["dir"] in seen:
@@ -155,6 +160,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
 
 
 def _runs_table(entries: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for e in entries:
         res = e.get("results", {})
@@ -185,6 +192,8 @@ PREPARE = re.compile(r"`(sam-bench datasets prepare [^`]+)`")
 
 def _not_run(entries: list[dict]) -> tuple[list[str], pd.DataFrame]:
     """(lines for runs that did not run or failed, a table of missing datasets with their prepare command)."""
+    import pandas as pd
+
     lines, rows, seen = [], [], set()
     for e in entries:
         if e["status"] in ("not run", "failed") and not e.get("reason", "").startswith("no dataset"):
@@ -206,6 +215,8 @@ def _not_run(entries: list[dict]) -> tuple[list[str], pd.DataFrame]:
 
 def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path]:
     """Every summary table and plot of ``run_dir`` plus ``report.md``; returns the paths written."""
+    from sam_bench.reports import plots
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError
@@ -233,6 +232,8 @@ def _paper_rows() -> list[dict]:
 
 
 def write_table3(results: dict, out_dir: Path) -> list[Path]:
+    import pandas as pd
+
     from sam_bench.reports.tables import write_table
 
     rows = [{"method": r["method"], "data": "BSDS500 test (paper)", "edge NMS": None,

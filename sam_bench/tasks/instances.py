@@ -26,8 +26,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.data.detections import (CheckedDetections, check_detections, detection_counts, detection_skips,
@@ -137,6 +135,8 @@ class InstancesTask(Task):
         model's prompt batch, when larger) per predict call; the model splits them into its own
         decoder batches. ``refined`` is False when the refinement was asked for and the model gives
         no low-res logits to feed back."""
+        import torch
+
         rles: list[dict] = []
         refined = True
         chunk = max(64, getattr(model, "prompt_batch", None) or 0)
@@ -189,6 +189,8 @@ class InstancesTask(Task):
 
     def outputs(self, results: dict, out_dir: Path) -> list[Path]:
         """Table 5 (paper rows beside ours) and each dataset's COCO results file."""
+        import pandas as pd
+
         from sam_bench.presets import paper_rows
         from sam_bench.reports.tables import write_table
         from sam_bench.results import atomic_write_text, dumps, merge_items

@@ -23,8 +23,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
@@ -104,6 +102,8 @@ class ProposalsTask(Task):
         return masks[: self.config["top_k"]]
 
     def process(self, model, item: Item, sample: Sample) -> dict:
+        import torch
+
         masks = torch.as_tensor(self.propose(model, sample.image))
         if tuple(masks.shape[1:]) != sample.image.shape[:2]:
             raise ConfigError(f"{model.info.name}: proposals are {tuple(masks.shape[1:])} for a "
@@ -132,6 +132,8 @@ class ProposalsTask(Task):
 
     def outputs(self, results: dict, out_dir: Path) -> list[Path]:
         """Table 4 (paper rows beside ours) as .md/.csv/.tex."""
+        import pandas as pd
+
         from sam_bench.presets import paper_rows
         from sam_bench.reports.tables import write_table
 

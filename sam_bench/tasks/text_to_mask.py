@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError
@@ -162,6 +160,8 @@ class TextToMaskTask(Task):
 
     def outputs(self, results: dict, out_dir: Path) -> list[Path]:
         """``text_to_mask.{md,csv,tex}``: one row per dataset (the paper has no numbers to set beside them)."""
+        import pandas as pd
+
         from sam_bench.reports.tables import write_table
 
         rows = []
@@ -182,6 +182,8 @@ class TextToMaskTask(Task):
 def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refine: bool = True) -> np.ndarray:
     """(Q, H, W) bool masks for the groundings: prompts decoded by the model, batched by prompt shape
     (box or not, number of points), final masks taken as they are, nothing found -> empty."""
+    import torch
+
     h, w = size
     out = np.zeros((len(groundings), h, w), dtype=bool)
     groups: dict[tuple[bool, int], list[int]] = {}
