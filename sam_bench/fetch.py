@@ -254,32 +254,30 @@ def _write(src: Any, target: Path) -> None:
         shutil.copyfileobj(src, dst, CHUNK)
 
 
+def _unpack(archive: Path, out: Path, rows: list, name: Callable, is_dir: Callable, opener: Callable) -> int:
+    """Refuse if any member is unsafe, else write every member; the number of files written.
+
+    ``rows``: (member, why unsafe or None); ``name``/``is_dir``/``opener`` read a member of this archive kind.
+    """
+    _refuse(archive, [(name(m), w) for m, w in rows if w])
+    targets = [(m, _inside(archive, out, name(m))) for m, _ in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    for member, target in targets:
+        if is_dir(member):
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            _write(opener(member), target)
+    return sum(not is_dir(m) for m, _ in targets)
+
+
 def _extract_zip(archive: Path, out: Path) -> int:
     with zipfile.ZipFile(archive) as zf:
-        rows = _zip_members(zf)
-        _refuse(archive, [(i.filename, w) for i, w in rows if w])
-        targets = [(i, _inside(archive, out, i.filename)) for i, _ in rows]
-        out.mkdir(parents=True, exist_ok=True)
-        for info, target in targets:
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                _write(zf.open(info), _inside(archive, out, info.filename))
-        return sum(not i.is_dir() for i, _ in targets)
+        return _unpack(archive, out, _zip_members(zf), lambda i: i.filename, lambda i: i.is_dir(), zf.open)
 
 
 def _extract_tar(archive: Path, out: Path) -> int:
     with tarfile.open(archive, "r:*") as tf:
-        rows = _tar_members(tf)
-        _refuse(archive, [(m.name, w) for m, w in rows if w])
-        targets = [(m, _inside(archive, out, m.name)) for m, _ in rows]
-        out.mkdir(parents=True, exist_ok=True)
-        for m, target in targets:
-            if m.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                _write(tf.extractfile(m), _inside(archive, out, m.name))
-        return sum(m.isfile() for m, _ in targets)
+        return _unpack(archive, out, _tar_members(tf), lambda m: m.name, lambda m: not m.isfile(), tf.extractfile)
 
 
 def extract(archive: str | Path, out: str | Path) -> int:

@@ -12,17 +12,23 @@ per named stage (encoder, decoder, post-processing, metric) for ``results.json``
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class Stopwatch:
     def __init__(self, device: torch.device | str | None = None):
+        import torch
+
         self.cuda = device is not None and torch.device(device).type == "cuda" and torch.cuda.is_available()
         self.seconds = 0.0
 
     def __enter__(self) -> "Stopwatch":
         if self.cuda:
+            import torch
+
             self._start, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             self._start.record()
         else:

@@ -95,7 +95,7 @@ def test_thin_maps_are_refused_without_an_explicit_choice(tmp_path):
     res = run_task("edges", f"edges-from:{maps}", datasets=[f"bsds:{root}"], out=tmp_path / "forced", nms=True,
                    **BENCH)
     assert res["config"]["nms"] is True
-    assert "| applied" in (tmp_path / "forced" / "table3_edges.md").read_text()
+    assert "edge NMS on" in (tmp_path / "forced" / "table3_edges.md").read_text()
 
 
 def test_no_nms_on_thin_maps_scores_them_as_given(tmp_path):
@@ -104,7 +104,7 @@ def test_no_nms_on_thin_maps_scores_them_as_given(tmp_path):
     out = tmp_path / "run"
     res = run_task("edges", f"edges-from:{maps}", datasets=[f"bsds:{root}"], out=out, nms=False, **BENCH)
     assert res["config"]["nms"] is False
-    assert "not applied (maps as given)" in (out / "table3_edges.md").read_text()
+    assert "edge NMS off" in (out / "table3_edges.md").read_text()
     direct = []
     for path in sorted(maps.glob("*.png")):
         gts = [b.astype(bool) for b in _boundaries(root, path.stem)]
@@ -120,7 +120,7 @@ def test_thick_maps_run_with_nms_by_default(tmp_path):
     out = tmp_path / "run"
     res = run_task("edges", f"edges-from:{maps}", datasets=[f"bsds:{root}"], out=out, **BENCH)
     assert res["config"]["nms"] is True and res["datasets"]["BSDS500"]["num_items"] == 2
-    assert "| applied" in (out / "table3_edges.md").read_text()
+    assert "edge NMS on" in (out / "table3_edges.md").read_text()
 
 
 def _boundaries(root, stem):

@@ -52,8 +52,6 @@ def main(args: argparse.Namespace) -> int:
 
 
 def list_datasets(root: Path) -> int:
-    import pandas as pd
-
     rows = []
     for name, card in catalog.cards().items():
         ok, why = catalog.status(card, root)
@@ -62,8 +60,19 @@ def list_datasets(root: Path) -> int:
                      "format": card["format"], "found": "yes" if ok else ("needs prepare" if folder else "no"),
                      "where": str(folder) if folder else ""})
     print(f"data root: {root}")
-    print(pd.DataFrame(rows).to_string(index=False))
+    print(text_table(rows))
     return 0
+
+
+def text_table(rows: list[dict]) -> str:
+    """``rows`` laid out as pandas' ``DataFrame(rows).to_string(index=False)`` lays out text cells (right-aligned
+    columns one space apart), without importing pandas for a listing."""
+    cols = list(rows[0]) if rows else []
+    cells = [[str(r[c]) for r in rows] for c in cols]
+    widths = [max([len(c), *map(len, col)]) for c, col in zip(cols, cells)]
+    lines = [" ".join(c.rjust(w) for c, w in zip(cols, widths))]
+    lines += [" ".join(col[i].rjust(w) for col, w in zip(cells, widths)) for i in range(len(rows))]
+    return "\n".join(lines)
 
 
 def _matches(value: int, want: Any) -> bool:

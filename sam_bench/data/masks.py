@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from sam_bench.errors import BadInput
 
@@ -29,6 +28,8 @@ def encode(mask: np.ndarray) -> dict:
     """(H, W) bool -> compressed RLE with str counts."""
     if mask.ndim != 2:
         raise ValueError(f"encode takes one (H, W) mask, got shape {mask.shape}")
+    from pycocotools import mask as mask_utils
+
     return _str_counts(mask_utils.encode(np.asfortranarray(mask.astype(np.uint8))))
 
 
@@ -38,22 +39,30 @@ def encode_many(masks: np.ndarray) -> list[dict]:
         raise ValueError(f"encode_many takes (N, H, W) masks, got shape {masks.shape}")
     if len(masks) == 0:
         return []
+    from pycocotools import mask as mask_utils
+
     rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
     return [_str_counts(r) for r in rles]
 
 
 def decode(rle: dict) -> np.ndarray:
     """RLE (compressed, str or bytes counts) -> (H, W) bool."""
+    from pycocotools import mask as mask_utils
+
     return mask_utils.decode(_bytes_counts(rle)).astype(bool)
 
 
 def area(rle: dict) -> int:
     """Number of foreground pixels, without decoding."""
+    from pycocotools import mask as mask_utils
+
     return int(mask_utils.area(_bytes_counts(rle)))
 
 
 def bbox(rle: dict) -> list[float]:
     """Tight XYWH box of the foreground ([0, 0, 0, 0] when empty), without decoding."""
+    from pycocotools import mask as mask_utils
+
     return [float(v) for v in mask_utils.toBbox(_bytes_counts(rle))]
 
 
@@ -65,6 +74,8 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
     polys = [list(map(float, p)) for p in polygons if len(p) >= 6]
     if not polys:
         return encode(np.zeros((height, width), bool))
+    from pycocotools import mask as mask_utils
+
     rles = mask_utils.frPyObjects(polys, height, width)
     return _str_counts(mask_utils.merge(rles))
 
@@ -75,6 +86,8 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
         return polygons_to_rle(segmentation, height, width)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         if isinstance(segmentation["counts"], list):
+            from pycocotools import mask as mask_utils
+
             return _str_counts(mask_utils.frPyObjects(segmentation, *segmentation["size"]))
         return _str_counts(segmentation)
     raise ValueError(f"unknown segmentation type {type(segmentation).__name__}")

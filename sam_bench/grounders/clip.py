@@ -28,16 +28,19 @@ import logging
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from sam_bench.amg import AMGConfig, MaskSet, generate
 from sam_bench.data.base import Item, Sample
 from sam_bench.errors import CheckpointError, ConfigError
 from sam_bench.grounders.base import Grounder, Grounding, Query, mask_center
 from sam_bench.options import Options, option
+
+if TYPE_CHECKING:  # torch and amg (which imports torch) load on first use, not for --help
+    import torch
+
+    from sam_bench.amg import AMGConfig, MaskSet
 
 DEFAULT_ARCH = "ViT-L-14-336"
 DEFAULT_CANDIDATES = "grid=16,top_k=64,ranking=score"
@@ -54,6 +57,8 @@ def parse_candidates(spec: str | None) -> AMGConfig:
     Keys: AMGConfig field names or the aliases grid, iou, stability, nms (threshold), nms_kind
     (box/mask), crops, min_area, batch; ``none``/``off`` switches a filter off.
     """
+    from sam_bench.amg import AMGConfig
+
     cfg = AMGConfig()
     types = {f.name: f.type for f in fields(AMGConfig)}
     full = ",".join(filter(None, (DEFAULT_CANDIDATES, spec)))
@@ -91,6 +96,8 @@ def parse_candidates(spec: str | None) -> AMGConfig:
 
 def square_boxes(boxes: torch.Tensor, expand: float) -> torch.Tensor:
     """(K, 4) XYXY -> squares with the same centres and side max(w, h) * expand (at least 1 px)."""
+    import torch
+
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     side = ((boxes[:, 2:] - boxes[:, :2]).amax(1, keepdim=True) * expand).clamp(min=1.0)
     return torch.cat([centre - side / 2, centre + side / 2], 1)
@@ -103,6 +110,7 @@ def crop_batch(image: torch.Tensor, masks: torch.Tensor | None, boxes: torch.Ten
     ``masks``: (K, H, W) bool; when given, pixels outside each crop's mask become 0 (after
     normalisation). Bilinear ``roi_align`` with adaptive sampling; outside the image reads 0.
     """
+    import torch
     from torchvision.ops import roi_align
 
     rois = torch.cat([torch.zeros(len(boxes), 1, device=boxes.device), boxes], 1).to(image.dtype)
@@ -145,6 +153,7 @@ def _quiet():
 
 def _load_clip(arch: str, path: Path, device: torch.device):
     import open_clip
+    import torch
 
     from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
     from open_clip.model import build_model_from_openai_state_dict
@@ -250,31 +259,39 @@ class ClipGrounder(Grounder):
             self._device = device
         return self._clip
 
-    @torch.inference_mode()
     def embed_texts(self, texts: list[str], device: torch.device) -> torch.Tensor:
-        """(T, D) unit-norm text embeddings."""
-        clip, tokenizer, *_ = self._model(device)
-        tokens = tokenizer([self.template.format(t) for t in texts]).to(device)
-        return torch.nn.functional.normalize(clip.encode_text(tokens).float(), dim=-1)
+        """(T, D) unit-norm text embeddings (in inference mode)."""
+        import torch
 
-    @torch.inference_mode()
+        with torch.inference_mode():
+            clip, tokenizer, *_ = self._model(device)
+            tokens = tokenizer([self.template.format(t) for t in texts]).to(device)
+            return torch.nn.functional.normalize(clip.encode_text(tokens).float(), dim=-1)
+
     def embed_masks(self, image: np.ndarray, cands: MaskSet, device: torch.device) -> torch.Tensor:
-        """(K, D) unit-norm image embeddings of the candidates' crops."""
-        clip, _, size, mean, std = self._model(device)
-        img = torch.as_tensor(image, device=device).permute(2, 0, 1).float() / 255.0
-        boxes = cands.boxes.to(device, torch.float32) + torch.tensor([0, 0, 1, 1], device=device)  # inclusive -> XYXY
-        boxes = square_boxes(boxes, self.expand)
-        zero_bg = self.options.zero_background
-        out = []
-        for s in range(0, len(boxes), EMBED_BATCH):
-            masks = cands.masks[s:s + EMBED_BATCH].to(device) if zero_bg else None
-            crops = crop_batch(img, masks, boxes[s:s + EMBED_BATCH], size, mean, std)
-            out.append(clip.encode_image(crops).float())
-        return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+        """(K, D) unit-norm image embeddings of the candidates' crops (in inference mode)."""
+        import torch
+
+        with torch.inference_mode():
+            clip, _, size, mean, std = self._model(device)
+            img = torch.as_tensor(image, device=device).permute(2, 0, 1).float() / 255.0
+            boxes = cands.boxes.to(device, torch.float32) + torch.tensor([0, 0, 1, 1], device=device)  # incl. -> XYXY
+            boxes = square_boxes(boxes, self.expand)
+            zero_bg = self.options.zero_background
+            out = []
+            for s in range(0, len(boxes), EMBED_BATCH):
+                masks = cands.masks[s:s + EMBED_BATCH].to(device) if zero_bg else None
+                crops = crop_batch(img, masks, boxes[s:s + EMBED_BATCH], size, mean, std)
+                out.append(clip.encode_image(crops).float())
+            return torch.nn.functional.normalize(torch.cat(out), dim=-1)
 
     def ground(self, model: Any, item: Item, sample: Sample, queries: list[Query]) -> list[Grounding]:
         if not queries:
             return []
+        import torch
+
+        from sam_bench.amg import generate
+
         cands = generate(model, sample.image, self.amg)
         if not len(cands):
             return [Grounding.not_found("no candidate mask survived the --candidates filters") for _ in queries]

@@ -24,9 +24,6 @@ tolerance enter the graph.
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-from skimage.morphology import thin
 
 OUTLIER_COST = 100.0  # cost of an unmatched pixel, in units of the tolerance (correspondPixels' default)
 COST_SCALE = 100  # distances enter the assignment as rint(100 * d), the CSA code's integer weights
@@ -99,6 +96,9 @@ def min_cost_matching(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray,
     # +1 on every edge: a perfect matching has n1 + n2 edges, so the shift leaves the optimum
     # unchanged, and no edge has weight 0 (which sparse matrices would drop)
     weight = np.concatenate([cost, np.full(n1 + n2 + len(cost), ow)]) + 1.0
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
     graph = csr_matrix((weight, (left, right)), shape=(n1 + n2, n1 + n2))
     lm, rm = min_weight_full_bipartite_matching(graph)
     real = (lm < n1) & (rm < n2)
@@ -156,6 +156,8 @@ def _counts(edge: np.ndarray, gts: list[np.ndarray], n_thresholds: int, index: n
     threshold then matches the sub-graph of its (thinned) pixels. A threshold whose thinned map
     equals the previous one's reuses its counts.
     """
+    from skimage.morphology import thin
+
     radius = match_radius(edge.shape, max_dist)
     ow = outlier_weight(radius)
     ts = thresholds(n_thresholds)[index]

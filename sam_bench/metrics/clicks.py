@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import cv2
 import numpy as np
 
 
@@ -40,6 +39,8 @@ def distance_to_boundary(mask: np.ndarray) -> np.ndarray:
     The image border counts as boundary (zero padding), so a one-pixel mask has distance 1 and
     background pixels 0. Exact Euclidean distances (OpenCV's precise mask).
     """
+    import cv2
+
     padded = np.pad(mask.astype(np.uint8), 1)
     return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
 

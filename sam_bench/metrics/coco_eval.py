@@ -37,17 +37,19 @@ Class-agnostic mask AR (object proposals), ``mask_ar``
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
-from pycocotools import mask as mask_utils
-from pycocotools.cocoeval import COCOeval
+
+if TYPE_CHECKING:  # pycocotools loads on first use, not for --help
+    from pycocotools.cocoeval import COCOeval
 
 COCO_AP_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large")  # COCOeval.stats[0:6]
 LVIS_AP_KEYS = {"AP": "ap", "AP50": "ap50", "AP75": "ap75", "APs": "ap_small", "APm": "ap_medium",
@@ -135,6 +137,8 @@ def coco_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: It
     results = top_per_image([r for r in _clean_results(results) if r["image_id"] in keep], max_dets)
     if not results or not ids:
         return {k: float("nan") for k in COCO_AP_KEYS}
+    from pycocotools.cocoeval import COCOeval
+
     coco_gt = _coco(gt)
     with _silent():
         coco_dt = coco_gt.loadRes(results)
@@ -201,33 +205,42 @@ def agnostic_gt(gt: dict, keep_categories: Iterable | None = None, image_ids: It
     return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]}
 
 
-class _GivenIoU(COCOeval):
-    """COCOeval whose mask IoUs are looked up in ``ious`` instead of computed from segmentations.
+@functools.lru_cache(maxsize=None)
+def _given_iou_class() -> type:
+    """``_GivenIoU``, defined on first use so importing this module does not import pycocotools."""
+    from pycocotools.cocoeval import COCOeval
 
-    ``computeIoU`` returns the same (D, G) matrix as the original: proposals by descending score
-    (stable), at most ``maxDets[-1]``, ground truth in evaluator order; absent pairs are 0.
-    """
+    class _GivenIoU(COCOeval):
+        """COCOeval whose mask IoUs are looked up in ``ious`` instead of computed from segmentations.
 
-    def __init__(self, coco_gt, coco_dt, ious: Mapping):
-        super().__init__(coco_gt, coco_dt, "bbox")  # "bbox": skips rasterising; IoUs are given
-        self._given = ious
+        ``computeIoU`` returns the same (D, G) matrix as the original: proposals by descending score
+        (stable), at most ``maxDets[-1]``, ground truth in evaluator order; absent pairs are 0.
+        """
 
-    def computeIoU(self, imgId, catId):
-        p = self.params
-        cats = [catId] if p.useCats else p.catIds
-        gt = [g for c in cats for g in self._gts[imgId, c]]
-        dt = [d for c in cats for d in self._dts[imgId, c]]
-        if not gt or not dt:
-            return []
-        order = np.argsort([-d["score"] for d in dt], kind="mergesort")[: p.maxDets[-1]]
-        table = self._given.get(imgId, {})
-        return np.array([[table.get((dt[i]["id"], g["id"]), 0.0) for g in gt] for i in order], dtype=np.float64)
+        def __init__(self, coco_gt, coco_dt, ious: Mapping):
+            super().__init__(coco_gt, coco_dt, "bbox")  # "bbox": skips rasterising; IoUs are given
+            self._given = ious
+
+        def computeIoU(self, imgId, catId):
+            p = self.params
+            cats = [catId] if p.useCats else p.catIds
+            gt = [g for c in cats for g in self._gts[imgId, c]]
+            dt = [d for c in cats for d in self._dts[imgId, c]]
+            if not gt or not dt:
+                return []
+            order = np.argsort([-d["score"] for d in dt], kind="mergesort")[: p.maxDets[-1]]
+            table = self._given.get(imgId, {})
+            return np.array([[table.get((dt[i]["id"], g["id"]), 0.0) for g in gt] for i in order], dtype=np.float64)
+
+    return _GivenIoU
 
 
 def _ar_once(gt: dict, proposals: list[dict], ids: list, max_dets: int, ious: Mapping | None) -> list[float]:
     """[AR all, small, medium, large] in percent for one (already class-agnostic) ground truth."""
     if not ids or not gt["annotations"]:
         return [float("nan")] * 4
+    from pycocotools.cocoeval import COCOeval
+
     coco_gt = _coco(gt)
     with _silent():
         if ious is None:
@@ -236,7 +249,7 @@ def _ar_once(gt: dict, proposals: list[dict], ids: list, max_dets: int, ious: Ma
             ev = COCOeval(coco_gt, coco_dt, "segm")
         else:
             coco_dt = _coco({"images": gt["images"], "categories": gt["categories"], "annotations": proposals})
-            ev = _GivenIoU(coco_gt, coco_dt, ious)
+            ev = _given_iou_class()(coco_gt, coco_dt, ious)
         ev.params.imgIds = ids
         ev.params.useCats = 0
         ev.params.maxDets = [max_dets]
@@ -287,6 +300,8 @@ def sparse_ious(dt_rles: list[dict], gt_rles: list[dict], iscrowd: list[bool],
         return empty
     as_bytes = lambda r: {"size": r["size"], "counts": r["counts"].encode() if isinstance(r["counts"], str)
                           else r["counts"]}
+    from pycocotools import mask as mask_utils
+
     m = np.asarray(mask_utils.iou([as_bytes(r) for r in dt_rles], [as_bytes(r) for r in gt_rles],
                                   [int(c) for c in iscrowd]), dtype=np.float64).reshape(len(dt_rles), len(gt_rles))
     d, g = np.nonzero(m >= min_iou)
@@ -301,6 +316,7 @@ def rle_encode(masks) -> list[dict]:
     does it; about 0.4 s for 1000 masks of 640x480 on one CPU core.
     """
     import torch
+    from pycocotools import mask as mask_utils
 
     if not torch.is_tensor(masks):
         masks = torch.from_numpy(np.asarray(masks, dtype=bool))

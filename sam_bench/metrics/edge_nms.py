@@ -10,7 +10,6 @@ normal; values within ``border`` pixels of the image edge are scaled down linear
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 
 
 def conv_tri(image: np.ndarray, r: float) -> np.ndarray:
@@ -24,6 +23,8 @@ def conv_tri(image: np.ndarray, r: float) -> np.ndarray:
     else:
         r = int(r)
         f = np.concatenate([np.arange(1, r + 2), np.arange(r, 0, -1)]) / (r + 1) ** 2
+    from scipy import ndimage as ndi
+
     out = ndi.correlate1d(image, f, axis=0, mode="reflect")
     return ndi.correlate1d(out, f, axis=1, mode="reflect")
 

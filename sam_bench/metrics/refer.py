@@ -12,8 +12,12 @@ All in percent. A sample whose union is 0 (empty prediction of an empty target) 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 THRESHOLDS = (0.5, 0.7, 0.9)
 HIGHER_IS_BETTER = {"miou": True, "ciou": True, "pr50": True, "pr70": True, "pr90": True}
@@ -25,6 +29,8 @@ def intersection_union(pred: torch.Tensor | np.ndarray, gt: torch.Tensor | np.nd
 
     ``ignore``: (H, W) or (B, H, W) bool, pixels left out of both counts (e.g. a void band).
     """
+    import torch
+
     pred, gt = torch.as_tensor(pred, dtype=torch.bool), torch.as_tensor(gt, dtype=torch.bool)
     if pred.shape != gt.shape or pred.ndim != 3:
         raise ValueError(f"pred and gt must both be (B, H, W); got {tuple(pred.shape)} and {tuple(gt.shape)}")

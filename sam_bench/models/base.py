@@ -21,123 +21,35 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.models.batch import PROMPT_BATCH, UNTUNED_BATCH, BatchTuner
+from sam_bench.models.contracts import EdgeDetector, MaskProposer, Model, ModelInfo, Prediction, Promptable
 from sam_bench.timing import Stopwatch
+
+if TYPE_CHECKING:  # torch loads on first use, so listing models (`sam-bench models list`) needs none
+    import torch
 
 LOW_RES = 256  # side of SAM's low-resolution mask logits
 
-
-@dataclass
-class ModelInfo:
-    """What results record about a model."""
-
-    name: str
-    checkpoint: str | None = None
-    checkpoint_sha256: str | None = None
-    untrained: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        sha = "untrained" if self.untrained else self.checkpoint_sha256
-        return {"name": self.name, "checkpoint": self.checkpoint, "checkpoint_sha256": sha,
-                "untrained": self.untrained, **self.extra}
+__all__ = ["EdgeDetector", "EdgeModel", "MaskProposer", "Model", "ModelInfo", "Prediction", "Promptable",
+           "PromptableModel", "ProposalModel", "build_model"]
 
 
-@dataclass
-class Prediction:
-    """Decoder output for B prompts with M masks each (M = 3 multimask, 1 single), torch tensors.
+class _Torch:
+    """A class attribute computed from torch when read (``torch.float32``, a CPU device), so that
+    importing this module does not import torch."""
 
-    ``logits``: (B, M, H, W) float, full image resolution; mask = logits > ``threshold``.
-    ``iou_scores``: (B, M) predicted IoU, or None for a model that has none (then ``best`` takes
-    the first mask, and automatic mask generation, which ranks by it, refuses the model).
-    ``low_res_logits``: (B, M, 256, 256) to feed back as a mask prompt, or None (then the tasks'
-    mask-prompt steps, such as box refinement and ``--feed-logits``, are not applied and say so).
-    """
+    def __init__(self, make):
+        self.make = make
 
-    logits: torch.Tensor
-    iou_scores: torch.Tensor | None = None
-    low_res_logits: torch.Tensor | None = None
-    threshold: float = 0.0
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        import torch
 
-    @property
-    def masks(self) -> torch.Tensor:
-        return self.logits > self.threshold
-
-    def __len__(self) -> int:
-        return self.logits.shape[0]
-
-    def select(self, index: torch.Tensor) -> "Prediction":
-        """One mask per prompt: ``index`` (B,) picks along M; M becomes 1."""
-        b = torch.arange(len(self), device=self.logits.device)
-        index = index.to(self.logits.device)
-        pick = lambda t: None if t is None else t[b, index.to(t.device)][:, None]
-        return Prediction(self.logits[b, index][:, None], pick(self.iou_scores), pick(self.low_res_logits),
-                          self.threshold)
-
-    def best(self) -> "Prediction":
-        """The mask with the highest predicted IoU for each prompt (the first mask without scores)."""
-        if self.iou_scores is None:
-            return self.select(torch.zeros(len(self), dtype=torch.long))
-        return self.select(self.iou_scores.argmax(dim=1))
-
-    @staticmethod
-    def cat(parts: list["Prediction"]) -> "Prediction":
-        join = lambda ts: None if any(t is None for t in ts) else torch.cat(ts)
-        return Prediction(torch.cat([p.logits for p in parts]), join([p.iou_scores for p in parts]),
-                          join([p.low_res_logits for p in parts]), parts[0].threshold)
-
-
-@runtime_checkable
-class Model(Protocol):
-    """What the runner calls on every model, of any kind; every base class here provides all of it."""
-
-    info: ModelInfo
-    kind: str  # the main kind, named in messages
-    kinds: tuple[str, ...]  # every kind it serves: "promptable", "text", "edges", "proposals"
-    device: torch.device
-    encoder_calls: int  # calls and seconds inside the model (the runner's encoder/decoder stages)
-    decoder_calls: int
-    encoder_seconds: float
-    decoder_seconds: float
-
-    def set_image(self, image: np.ndarray, image_id: str | None = None) -> None: ...
-
-    def latency(self) -> dict: ...
-
-
-@runtime_checkable
-class Promptable(Model, Protocol):
-    """Kind "promptable": masks from point / box / mask-logit prompts on the image set last."""
-
-    mask_threshold: float
-    prompt_batch: int | None
-
-    def predict(self, points: Any = None, labels: Any = None, boxes: Any = None, mask_input: Any = None,
-                multimask: bool = True, batch_size: int | None = None) -> Prediction: ...
-
-    def predict_refined(self, boxes: Any = None, points: Any = None, labels: Any = None,
-                        refine: bool = True) -> tuple[Prediction, bool]: ...
-
-
-@runtime_checkable
-class EdgeDetector(Model, Protocol):
-    """Kind "edges": ``edge_map()`` (H, W) float32 in [0, 1] of the image set last."""
-
-    def edge_map(self) -> np.ndarray: ...
-
-
-@runtime_checkable
-class MaskProposer(Model, Protocol):
-    """Kind "proposals": ``propose(max_masks)`` -> (K, H, W) bool masks, (K,) scores, best first."""
-
-    def propose(self, max_masks: int = 1000) -> tuple[np.ndarray, np.ndarray]: ...
+        return self.make(torch)
 
 
 class _Timed:
@@ -145,7 +57,7 @@ class _Timed:
 
     The class-level zeros let a subclass that never calls ``_init_counters`` still be read."""
 
-    device: torch.device = torch.device("cpu")
+    device: torch.device = _Torch(lambda torch: torch.device("cpu"))
     encoder_calls = decoder_calls = decoded_prompts = 0
     encoder_seconds = decoder_seconds = 0.0
 
@@ -166,6 +78,8 @@ class _Timed:
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
+        import torch
+
         torch.cuda.synchronize(device)
 
 
@@ -180,9 +94,11 @@ class PromptableModel(_Timed):
     kind: ClassVar[str] = "promptable"
     kinds: ClassVar[tuple[str, ...]] = ("promptable",)
     mask_threshold: float = 0.0
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype = _Torch(lambda torch: torch.float32)  # torch.float32 when read; an instance sets its own
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
+        import torch
+
         self.info = info
         self.device = torch.device(device)
         self.prompt_batch = prompt_batch
@@ -215,6 +131,8 @@ class PromptableModel(_Timed):
 
     def _autocast(self):
         """Autocast to the model's reduced precision, or nothing in fp32."""
+        import torch
+
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
@@ -228,6 +146,8 @@ class PromptableModel(_Timed):
         """Run the encoder on an (H, W, 3) uint8 RGB image; its embedding serves later prompts."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
+        import torch
+
         with Stopwatch(self.device) as sw, torch.inference_mode():
             self._encode(image)
         self.encoder_seconds += sw.seconds
@@ -247,6 +167,8 @@ class PromptableModel(_Timed):
         prompt batch, measured on CPU by ``self.tuner``); on CUDA out-of-memory the chunk is
         halved and retried.
         """
+        import torch
+
         if self.image_size is None:
             raise SamBenchError("predict() called before set_image(): set an image first")
         points, labels, boxes, mask_input = self._check_prompts(points, labels, boxes, mask_input)
@@ -288,6 +210,8 @@ class PromptableModel(_Timed):
                             multimask=False), True
 
     def _check_prompts(self, points, labels, boxes, mask_input):
+        import torch
+
         h, w = self.image_size
         as_t = lambda x, dt: None if x is None else torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x,
                                                                        dtype=dt, device=self.device)
@@ -321,6 +245,8 @@ class _WholeImageModel(_Timed):
     """A CPU model that works on the whole image at once: ``set_image`` only keeps it."""
 
     def __init__(self, info: ModelInfo):
+        import torch
+
         self.info = info
         self.device = torch.device("cpu")
         self._image: np.ndarray | None = None

@@ -331,9 +331,9 @@ def _rows(cache: str | None) -> list[dict]:
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "list":
-        import pandas as pd
+        from tabulate import tabulate  # what pandas' to_markdown calls, without importing pandas
 
-        print(pd.DataFrame(_rows(args.cache_dir)).to_markdown(index=False))
+        print(tabulate(_rows(args.cache_dir), headers="keys", tablefmt="pipe"))
         print(f"\ncheckpoint cache: {checkpoint_dir(args.cache_dir)}")
         print("options: --model-option KEY=VALUE on run, latency and reproduce; a wrong key lists the defaults")
         return 0

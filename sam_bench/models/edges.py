@@ -24,7 +24,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from sam_bench.errors import BadInput, ConfigError
@@ -39,12 +38,16 @@ CANNY_MODES = ("soft", "hysteresis")
 
 def grey(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) float64 luma in [0, 1]."""
+    import cv2
+
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64) / 255.0 if image.ndim == 3 \
         else image.astype(np.float64) / 255.0
 
 
 def smooth(img: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` px (kernel to 4 sigma; 0 = none)."""
+    import cv2
+
     if sigma <= 0:
         return img
     return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
@@ -52,6 +55,8 @@ def smooth(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def sobel_xy(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """3x3 Sobel derivatives (d/dx, d/dy) of an (H, W) float image, reflected borders."""
+    import cv2
+
     dx = cv2.Sobel(img, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REFLECT)
     dy = cv2.Sobel(img, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REFLECT)
     return dx, dy
@@ -75,6 +80,8 @@ def canny_levels(image: np.ndarray, sigma: float, levels: int, low_ratio: float)
     Level k = 1..levels uses high threshold k / (levels + 1) x the image's maximum gradient and
     low = ``low_ratio`` x high; Canny's outputs shrink as both thresholds rise, so the levels nest.
     """
+    import cv2
+
     dx, dy = sobel_xy(smooth(grey(image), sigma) * 255.0)
     mag = np.hypot(dx, dy)
     top = float(mag.max())
@@ -148,6 +155,8 @@ class CannyEdges(EdgeModel):
     """Canny's detector as a soft map (paper Table 3's "Canny" row)."""
 
     def __init__(self, sigma: float = CANNY_SIGMA, mode: str = "soft", levels: int = 99, low_ratio: float = 0.4):
+        import cv2
+
         if sigma < 0:
             raise ConfigError(f"canny: sigma must be >= 0, got {sigma}")
         if mode not in CANNY_MODES:
@@ -188,6 +197,8 @@ class EdgesFromDir(EdgeModel):
 
 def read_edge_map(folder: Path, image_id: str) -> np.ndarray:
     """(H, W) float32 in [0, 1] from ``folder/<image_id>.npy`` or ``.png``; ``BadInput`` naming the file."""
+    import cv2
+
     npy, png = folder / f"{image_id}.npy", folder / f"{image_id}.png"
     if npy.is_file():
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import cv2
 import numpy as np
 
 from sam_bench.errors import ConfigError
@@ -124,6 +123,8 @@ class Felzenszwalb(EdgeModel, ProposalModel):
         return boundary_frequency(image, self.scales, self.sigma, self.min_size)
 
     def _propose(self, image: np.ndarray, max_masks: int) -> tuple[np.ndarray, np.ndarray]:
+        import cv2
+
         h, w = image.shape[:2]
         f = min(1.0, self.max_side / max(h, w))
         small = image if f == 1.0 else cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))),

@@ -40,15 +40,16 @@ deterministic.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
-import torch
 
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import LOW_RES, ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare, defaults_of
+
+if TYPE_CHECKING:  # torch and cv2 load on first use, so listing models needs neither
+    import torch
 
 log = logging.getLogger("sam_bench")
 
@@ -80,6 +81,8 @@ class GrabCutModel(PromptableModel):
 
     # -- encoder: keep a working copy ----------------------------------------------------
     def _encode(self, image: np.ndarray) -> None:
+        import cv2
+
         h, w = image.shape[:2]
         self._full = (h, w)
         self.scale = min(1.0, self.max_side / max(h, w))
@@ -91,6 +94,8 @@ class GrabCutModel(PromptableModel):
 
     # -- decoder: one GrabCut per prompt -------------------------------------------------
     def _decode(self, points, labels, boxes, mask_input, multimask):
+        import torch
+
         b = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
         radii = self.probable_radii if (multimask and points is not None) else (self.probable_radii[1],)
         pts = points.cpu().numpy() if points is not None else None
@@ -109,6 +114,8 @@ class GrabCutModel(PromptableModel):
 
     def _segment(self, pts, lab, box, prior, radius_frac) -> np.ndarray:
         """(h, w) bool foreground of one prompt on the working copy."""
+        import cv2
+
         h, w = self._work.shape[:2]
         s = self.scale
         rect = None
@@ -164,6 +171,8 @@ class GrabCutModel(PromptableModel):
         26.40 with that refinement). When GrabCut keeps nothing of the band (it would give the
         object away, as on the box path) or the prior is empty, the prior (or the box) is the answer.
         """
+        import cv2
+
         h, w = prior.shape
         inside = np.ones((h, w), bool)
         if rect is not None:
@@ -188,6 +197,8 @@ class GrabCutModel(PromptableModel):
         When one side has fewer pixels than a GMM has components, GrabCut cannot run: the
         initial labelling is the answer.
         """
+        import cv2
+
         fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
         n_fg = int(fg.sum())
         if n_fg < GMM_COMPONENTS or fg.size - n_fg < GMM_COMPONENTS:
@@ -207,6 +218,8 @@ class GrabCutModel(PromptableModel):
 
     def _prior_from_mask(self, mask_input: np.ndarray) -> np.ndarray:
         """(B, h, w) GrabCut labels from (B, 1, 256, 256) logits: > 0 probable fg, else probable bg."""
+        import cv2
+
         lh, lw = self._low_res_frame()
         h, w = self._work.shape[:2]
         out = np.empty((mask_input.shape[0], h, w), np.uint8)
@@ -217,6 +230,9 @@ class GrabCutModel(PromptableModel):
 
     def _to_tensor(self, work: np.ndarray, full: tuple[int, int] | None) -> torch.Tensor:
         """(B, M, h, w) working logits -> (B, M, H, W) full-size, or the (B, M, 256, 256) low-res frame."""
+        import cv2
+        import torch
+
         b, m = work.shape[:2]
         if full is not None:
             size = full
@@ -236,6 +252,8 @@ def build_grabcut(checkpoint: str | None = None, untrained: bool = False, device
                   dtype: str | None = None, **opts: Any) -> GrabCutModel:
     """The ``grabcut`` baseline. Options (``GrabCutModel``'s keywords): max_side (256), iters (3),
     sure_radius (3), probable_radii ((0.1, 0.2, 0.3)), seed (0); all recorded in the model info."""
+    import cv2
+
     if checkpoint:
         raise ConfigError(f"grabcut has no weights: --checkpoint {checkpoint} cannot be used with it")
     if untrained:

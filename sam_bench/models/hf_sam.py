@@ -15,17 +15,18 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import model_info
+
+if TYPE_CHECKING:  # torch loads on first use, so listing models needs none
+    import torch
 
 HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # org/name or name, as the Hub spells ids
 
@@ -39,8 +40,11 @@ VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
 class HFSamModel(PromptableModel):
     """A ``transformers`` SamModel / SamHQModel with its image processor."""
 
-    def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=torch.float32,
+    def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=None,
                  prompt_batch: int | None = None, hq_token_only: bool = False):
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
         super().__init__(info, device, prompt_batch)
         self.model = model.to(self.device).eval()
         self.dtype = dtype
@@ -64,10 +68,14 @@ class HFSamModel(PromptableModel):
             self.embeddings = out.float()
 
     def _to_input_frame(self, coords: torch.Tensor) -> torch.Tensor:
+        import torch
+
         (oh, ow), (nh, nw) = self.original_size, self.reshaped_size
         return coords * torch.tensor([nw / ow, nh / oh], dtype=coords.dtype, device=coords.device)
 
     def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        import torch.nn.functional as F
+
         b = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
         kw: dict[str, Any] = {"image_embeddings": self.embeddings.expand(b, -1, -1, -1), "multimask_output": multimask}
         if points is not None:

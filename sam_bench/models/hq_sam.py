@@ -8,14 +8,15 @@ vit_h (default), vit_tiny (Light HQ-SAM on MobileSAM's TinyViT).
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import SamV1Model, model_info, random_init
+
+if TYPE_CHECKING:
+    import torch
 
 VARIANTS = ("vit_b", "vit_l", "vit_h", "vit_tiny")
 

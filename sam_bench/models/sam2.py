@@ -9,7 +9,6 @@ transforms, high-resolution features, box-as-points prompt), with prompts batche
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import checkpoints
@@ -23,10 +22,12 @@ CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+"
 class Sam2Model(PromptableModel):
     """A ``SAM2Base`` through ``SAM2ImagePredictor``'s preprocessing and decoder call."""
 
-    def __init__(self, predictor, info, device="cpu", dtype=torch.float32, prompt_batch: int | None = None):
+    def __init__(self, predictor, info, device="cpu", dtype=None, prompt_batch: int | None = None):
+        import torch
+
         super().__init__(info, device, prompt_batch)
         self.predictor = predictor
-        self.dtype = dtype
+        self.dtype = torch.float32 if dtype is None else dtype
         self.mask_threshold = float(predictor.mask_threshold)
 
     def _encode(self, image: np.ndarray) -> None:
@@ -34,6 +35,8 @@ class Sam2Model(PromptableModel):
             self.predictor.set_image(image)
 
     def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        import torch
+
         p = self.predictor
         mask, coords, labs, box = p._prep_prompts(points, None if labels is None else labels.to(torch.int),
                                                   boxes, mask_input, normalize_coords=True)

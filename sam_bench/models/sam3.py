@@ -17,10 +17,9 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from sam_bench.errors import CheckpointError, ConfigError, SamBenchError
 from sam_bench.models.base import ModelInfo, _sync
@@ -28,14 +27,20 @@ from sam_bench.models.hf_sam import resolve_hf
 from sam_bench.models.options import declare
 from sam_bench.models.text import TextMasks, TextModel
 
-DTYPES = {None: torch.float32, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+if TYPE_CHECKING:  # torch loads on first use, so listing models needs none
+    import torch
+
+DTYPES = {None: "float32", "fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}  # --dtype -> torch dtype name
 
 
 class Sam3TextModel(TextModel):
     """``Sam3Model`` + its image processor and tokenizer behind ``set_image`` / ``predict_text``."""
 
     def __init__(self, model, image_processor, tokenize, info: ModelInfo, device: torch.device,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype | None = None):
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
         self.model = model.to(device=device, dtype=dtype).eval()
         self.processor = image_processor
         self.tokenize = tokenize  # list[str] -> (input_ids (T, L), attention_mask (T, L))
@@ -50,6 +55,8 @@ class Sam3TextModel(TextModel):
         """Encode an (H, W, 3) uint8 RGB image once for all its expressions."""
         if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
+        import torch
+
         t0 = time.perf_counter()
         pixels = self.processor(images=image, return_tensors="pt")["pixel_values"].to(self.device, self.dtype)
         with torch.inference_mode():
@@ -66,6 +73,8 @@ class Sam3TextModel(TextModel):
         """Every query's mask and score for each text, on the current image."""
         if self._vision is None:
             raise SamBenchError("predict_text() called before set_image(): set an image first")
+        import torch
+
         ids, attn = self.tokenize(texts)
         out = []
         t0 = time.perf_counter()
@@ -87,6 +96,7 @@ class Sam3TextModel(TextModel):
 
 def clip_bpe_tokenizer(context_length: int):
     """list[str] -> (input_ids, attention_mask) (T, context_length) with CLIP's BPE (open_clip's copy)."""
+    import torch
     from open_clip.tokenizer import SimpleTokenizer
 
     tok = SimpleTokenizer(context_length=context_length)
@@ -120,6 +130,8 @@ def build_sam3(*, checkpoint: str | None = None, untrained: bool = False, device
                dtype: str | None = None, config: Any = None, path: str | None = None) -> Sam3TextModel:
     """The ``sam3`` model: a model id in the local HF cache or a saved folder (``--checkpoint`` or
     ``path``), or ``untrained`` random weights of ``config`` (a dict or a JSON file)."""
+    import torch
+
     try:
         from transformers import Sam3ImageProcessor, Sam3Model, Sam3Processor
     except ImportError as exc:
@@ -158,4 +170,4 @@ def build_sam3(*, checkpoint: str | None = None, untrained: bool = False, device
         info = ModelInfo(name="sam3", checkpoint=str(ref if revision else path),
                          checkpoint_sha256=file_hash(weights[0]) if len(weights) == 1 else None,
                          extra={"hf_revision": revision} if revision else {})
-    return Sam3TextModel(model, processor, tokenize, info, torch.device(device or "cpu"), DTYPES[dtype])
+    return Sam3TextModel(model, processor, tokenize, info, torch.device(device or "cpu"), getattr(torch, DTYPES[dtype]))

@@ -9,16 +9,18 @@ encoder is cast and the decoder runs under autocast; outputs are always float32.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from sam_bench.errors import ConfigError
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare
 from sam_bench.results import RANDOM_WEIGHTS
+
+if TYPE_CHECKING:  # torch loads on first use, so listing models needs none
+    import torch
 
 # Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
 # on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
@@ -33,9 +35,11 @@ class SamV1Model(PromptableModel):
     """
 
     def __init__(self, sam: torch.nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, prompt_batch: int | None = None):
+                 dtype: torch.dtype | None = None, prompt_batch: int | None = None):
+        import torch
         from segment_anything.utils.transforms import ResizeLongestSide
 
+        dtype = torch.float32 if dtype is None else dtype
         super().__init__(info, device, prompt_batch)
         self.dtype = dtype
         self.sam = sam.to(self.device).eval()
@@ -47,6 +51,8 @@ class SamV1Model(PromptableModel):
 
     # -- encoder ----------------------------------------------------------------------------
     def _encode(self, image: np.ndarray) -> None:
+        import torch
+
         x = self.transform.apply_image(image)  # PIL resize, as SamPredictor.set_image
         x = torch.as_tensor(x, device=self.device).permute(2, 0, 1).contiguous()[None]
         self.original_size = image.shape[:2]
@@ -65,12 +71,16 @@ class SamV1Model(PromptableModel):
     # -- decoder ----------------------------------------------------------------------------
     def _to_input_frame(self, coords: torch.Tensor) -> torch.Tensor:
         """(..., 2) (X, Y) original pixels -> the resized input frame, in float64 like the official numpy path."""
+        import torch
+
         old_h, old_w = self.original_size
         new_h, new_w = self.transform.get_preprocess_shape(old_h, old_w, self.transform.target_length)
         scale = torch.tensor([new_w / old_w, new_h / old_h], dtype=torch.float64, device=coords.device)
         return coords.to(torch.float64) * scale
 
     def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
+        import torch
+
         pts = None if points is None else (self._to_input_frame(points), labels.to(torch.int))
         box = None if boxes is None else self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
         with self._autocast():
@@ -88,6 +98,8 @@ class SamV1Model(PromptableModel):
 
 def random_init(build, seed: int) -> torch.nn.Module:
     """Build with random weights from a fixed seed, without disturbing the global RNG."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()

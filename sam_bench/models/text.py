@@ -11,12 +11,14 @@ class that fills in the rest of ``Model`` (kinds, counters, latency); ``--ground
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from sam_bench.models.base import Model, _Timed
+
+if TYPE_CHECKING:  # torch loads on first use
+    import torch
 
 
 @dataclass

@@ -41,14 +41,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from sam_bench.errors import ConfigError, SamBenchError
 from sam_bench.metrics.spec import MetricSpec, find_spec
 from sam_bench.reports.runs import SavedRun, load_runs, numeric_items
 from sam_bench.reports.tolerances import Tolerances, tolerance_arg
 from sam_bench.results import run_settings, weights_label
+
+if TYPE_CHECKING:  # pandas loads on first use, not for --help
+    import pandas as pd
 
 log = logging.getLogger("sam_bench")
 
@@ -231,6 +233,8 @@ class Comparison:
         def moved(r):
             same = r["baseline"] == r["candidate"] or (math.isnan(r["baseline"]) and math.isnan(r["candidate"]))
             return r["status"] not in (OK, NA) and not (r["status"] in NOT_GATED and same)
+
+        import pandas as pd
 
         rows = {"all": self.rows, "changed": [r for r in self.rows if moved(r)], "failures": self.failures}[show]
         return pd.DataFrame(rows, columns=COLUMNS)

@@ -13,15 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING, Mapping
 
 from sam_bench.metrics.tables import TableSpec
 from sam_bench.reports.latex import RowInfo
 from sam_bench.reports.methods import matching_row
 from sam_bench.reports.runs import model_label, numeric_items
 from sam_bench.reports.tables import coverage, source_note
+
+if TYPE_CHECKING:  # pandas loads on first use, not for --help
+    import pandas as pd
+
 
 @dataclass
 class Built:
@@ -78,7 +80,9 @@ def directions(cls, columns: Mapping[str, str]) -> dict[str, bool]:
 
 
 def _setting(value) -> str:
-    """A run option as a table shows it: a file by its name."""
+    """A run option as a table shows it: a file by its name, a switch as on / off."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
     text = str(value)
     return Path(text).name if "/" in text else text
 
@@ -157,6 +161,8 @@ def _notes(paper: list[dict], runs: list[dict], without_delta: list[str]) -> lis
 def build_table(task: str, table: TableSpec, entries: list[dict], cls=None) -> Built | None:
     """Table ``table`` of task ``task`` (class ``cls``, whose metric specs give each column's
     direction) from the finished runs of ``entries``; None when no run feeds it."""
+    import pandas as pd
+
     runs = [e for e in entries if "results" in e and e["results"].get("task") == task]
     presets_of: dict[str, list[str]] = {}  # presets that share one run folder (identical settings)
     unique = []

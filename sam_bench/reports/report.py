@@ -20,8 +20,7 @@ import argparse
 import logging
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from sam_bench.errors import ConfigError
 from sam_bench.reports.paper_tables import infer_presets
@@ -29,6 +28,9 @@ from sam_bench.reports.render import task_files, write_run_outputs, write_tables
 from sam_bench.reports.runs import load_runs, model_label
 from sam_bench.reports.tables import dataset_totals, write_table
 from sam_bench.results import atomic_write_text, load_json, load_results
+
+if TYPE_CHECKING:  # pandas and matplotlib (plots) load on first use, not for --help
+    import pandas as pd
 
 log = logging.getLogger("sam_bench")
 
@@ -76,6 +78,8 @@ def run_outputs(run_dir: Path, entries: list[dict]) -> list[Path]:
 
 
 def latency_table(entries: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
     rows, seen = [], set()
     for e in entries:
         if "results" not in e or e["dir"] in seen:
@@ -105,6 +109,8 @@ def _md_table(df: pd.DataFrame, floatfmt: str = ".3g") -> str:
 
 
 def _runs_table(entries: list[dict]) -> pd.DataFrame:
+    import pandas as pd
+
     rows = []
     for e in entries:
         res = e.get("results", {})
@@ -135,6 +141,8 @@ PREPARE = re.compile(r"`(sam-bench datasets prepare [^`]+)`")
 
 def _not_run(entries: list[dict]) -> tuple[list[str], pd.DataFrame]:
     """(lines for runs that did not run or failed, a table of missing datasets with their prepare command)."""
+    import pandas as pd
+
     lines, rows, seen = [], [], set()
     for e in entries:
         if e["status"] in ("not run", "failed") and not e.get("reason", "").startswith("no dataset"):

@@ -7,13 +7,14 @@ import io
 import logging
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from sam_bench.errors import ConfigError
 from sam_bench.reports.latex import RowInfo, render
 from sam_bench.results import atomic_write_text, load_json, untrained_banner
+
+if TYPE_CHECKING:  # pandas loads on first use, not for --help
+    import pandas as pd
 
 log = logging.getLogger("sam_bench")
 
@@ -123,6 +124,8 @@ def coverage(results: dict, totals: Mapping[str, int] | None = None,
 
 def print_summary(results: dict) -> None:
     """A short per-dataset table of a run on stdout."""
+    import pandas as pd
+
     flag = untrained_banner(results)
     print(f"{results['task']} / {results['model']['name']}{'  ' + flag if flag else ''}")
     rows = []

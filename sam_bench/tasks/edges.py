@@ -97,7 +97,8 @@ class EdgesTask(Task):
                *(MetricSpec(k, "unit", scoring=False) for k in ("ods_threshold", "ods_recall", "ods_precision",
                                                                 "ois_recall", "ois_precision")))
     tables = (TableSpec("table3_edges", "Table 3. Zero-shot edge detection (BSDS500 protocol), 0-1",
-                        {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f"),)
+                        {"ods": "ODS", "ois": "OIS", "ap": "AP", "r50": "R50"}, ".3f",
+                        settings={"nms": ", edge NMS {}"}),)
     plots = (PlotSpec("table3_edges", "bars", "table3_edges", ylabel="score (0-1)"),
              PlotSpec("pr_curve_edges", "pr_curves", "table3_edges"))
 
@@ -147,7 +148,7 @@ class EdgesTask(Task):
 
         frac = thin_fraction(soft)
         if frac >= THIN_FRACTION:
-            where = extra.get("path", model.info.name)
+            where = model.info.extra.get("path", model.info.name)
             raise ConfigError(f"{where}: the edge map of {item.id} looks already NMS-thinned ({frac:.1%} of its "
                               f"nonzero pixels lie on one-pixel lines; soft maps measure ~0%, the refusal threshold "
                               f"is {THIN_FRACTION:.0%}). Re-applying the edge NMS would change its scores: give "

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.data.detections import (CheckedDetections, check_detections, detection_counts, detection_skips,
@@ -152,6 +151,8 @@ class InstancesTask(Task):
         model's prompt batch, when larger) per predict call; the model splits them into its own
         decoder batches. ``refined`` is False when the refinement was asked for and the model gives
         no low-res logits to feed back."""
+        import torch
+
         rles: list[dict] = []
         refined = True
         chunk = max(64, model.prompt_batch or 0)

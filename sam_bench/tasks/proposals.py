@@ -22,7 +22,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
@@ -102,6 +101,8 @@ class ProposalsTask(Task):
         return masks[: self.config["top_k"]]
 
     def process(self, model, item: Item, sample: Sample) -> dict:
+        import torch
+
         masks = torch.as_tensor(self.propose(model, sample.image))
         if tuple(masks.shape[1:]) != sample.image.shape[:2]:
             raise ConfigError(f"{model.info.name}: proposals are {tuple(masks.shape[1:])} for a "

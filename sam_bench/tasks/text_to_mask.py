@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
@@ -176,6 +175,8 @@ class TextToMaskTask(Task):
 def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refine: bool = True) -> np.ndarray:
     """(Q, H, W) bool masks for the groundings: prompts decoded by the model, batched by prompt shape
     (box or not, number of points), final masks taken as they are, nothing found -> empty."""
+    import torch
+
     h, w = size
     out = np.zeros((len(groundings), h, w), dtype=bool)
     groups: dict[tuple[bool, int], list[int]] = {}
