@@ -47,7 +47,8 @@ def sam_bench(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProce
 def test_installed_package_is_the_wheel(installed, tmp_path):
     out = subprocess.run([str(installed / "python"), "-c", "import sam_bench, sam_bench.config as c; "
                           "print(sam_bench.__file__); print(c.preset_dirs()[0])"],
-                         capture_output=True, text=True, cwd=tmp_path, check=True).stdout.split()
+                         capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}).stdout.split()
     assert str(installed.parent) in out[0] and str(REPO) not in out[0]
     assert out[1].endswith("_presets") and (Path(out[1]) / "tasks" / "edges.toml").is_file()
 
