@@ -12,19 +12,11 @@ import pytest
 from sam_bench import registry
 from sam_bench.data import catalog
 from sam_bench.errors import ConfigError
-from sam_bench.models.base import EdgeModel, ModelInfo
 from sam_bench.results import run_settings
 from sam_bench.runner import run_task
 from sam_bench.tasks.base import Task
 from test_masks_palette import davis  # noqa: F401 (fixture)
-
-
-class GreyEdges(EdgeModel):
-    def __init__(self):
-        super().__init__(ModelInfo("grey-edges"))
-
-    def _edges(self, image: np.ndarray) -> np.ndarray:
-        return image.mean(axis=2) / 255.0
+from test_runner import ToyModel
 
 
 class MeanTask(Task):
@@ -48,7 +40,7 @@ def mean_task(monkeypatch):
 
 def test_data_options_are_recorded_apart_from_the_task_options(tmp_path, mean_task):
     out = tmp_path / "run"
-    res = run_task("mean-edge", GreyEdges(), datasets=["synthetic:2"], out=out, progress=False, subsample_seed=4)
+    res = run_task("mean-edge", ToyModel("grey-edges"), datasets=["synthetic:2"], out=out, progress=False, subsample_seed=4)
     assert res["config"] == {} and res["data_options"] == {"split": "val", "subsample_seed": 4}
     assert run_settings(res) == {"split": "val", "subsample_seed": 4}
     header = json.loads((out / "run.json").read_text())
@@ -58,11 +50,11 @@ def test_data_options_are_recorded_apart_from_the_task_options(tmp_path, mean_ta
 
 def test_another_split_is_another_run(tmp_path, mean_task):
     out = tmp_path / "run"
-    first = run_task("mean-edge", GreyEdges(), datasets=["synthetic:2"], out=out, progress=False)
-    again = run_task("mean-edge", GreyEdges(), datasets=["synthetic:2"], out=out, progress=False, split="val")
+    first = run_task("mean-edge", ToyModel("grey-edges"), datasets=["synthetic:2"], out=out, progress=False)
+    again = run_task("mean-edge", ToyModel("grey-edges"), datasets=["synthetic:2"], out=out, progress=False, split="val")
     assert again["metrics"] == first["metrics"]  # the task default spelled out: the same run, resumed
     with pytest.raises(ConfigError, match=r"holds a different run .*--restart"):
-        run_task("mean-edge", GreyEdges(), datasets=["synthetic:2"], out=out, progress=False, split="test")
+        run_task("mean-edge", ToyModel("grey-edges"), datasets=["synthetic:2"], out=out, progress=False, split="test")
 
 
 def test_a_task_refuses_data_options_as_its_own(tmp_path):
@@ -84,7 +76,7 @@ def test_a_reader_option_reaches_the_reader_that_takes_it(davis, tmp_path):  # n
 def test_cli_split_goes_to_the_data_layer(tmp_path, mean_task, monkeypatch):
     from sam_bench.cli import main
 
-    monkeypatch.setitem(registry._extra["models"], "grey-edges", lambda **_: GreyEdges())
+    monkeypatch.setitem(registry._extra["models"], "grey-edges", lambda **_: ToyModel("grey-edges"))
     out = tmp_path / "cli"
     rc = main(["run", "mean-edge", "--model", "grey-edges", "--dataset", "synthetic:2", "--split", "test",
                "--split-by", "umd", "--out", str(out), "--no-progress"])

@@ -19,7 +19,6 @@ from sam_bench.cli import build_parser
 from sam_bench.config import PROJECT_ROOT
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
-from sam_bench.models.base import EdgeModel, ModelInfo
 from sam_bench.options import Options, option
 from sam_bench.reproduce_plan import model_fits, plan
 from sam_bench.tasks.base import Task
@@ -28,6 +27,7 @@ from sam_bench.tasks.instances import InstancesTask
 from sam_bench.tasks.proposals import ProposalsTask
 from sam_bench.tasks.single_point import SinglePointOptions, SinglePointTask
 from sam_bench.tasks.text_to_mask import TextToMaskTask
+from test_runner import ToyModel
 
 TASKS = [SinglePointTask, EdgesTask, ProposalsTask, InstancesTask, TextToMaskTask]
 DATA_KEYS = ("split", "split_by", "subsample", "subsample_seed")  # older results kept these in config
@@ -163,14 +163,6 @@ def test_a_preset_limits_the_models_reproduce_runs_it_for():
     assert "takes promptable" in model_fits(entry, {}, proposal_model, InstancesTask)
 
 
-class MeanModel(EdgeModel):
-    def __init__(self):
-        super().__init__(ModelInfo("mean"))
-
-    def _edges(self, img: np.ndarray) -> np.ndarray:
-        return img.mean(axis=2) / 255.0
-
-
 class SetupTask(Task):
     """Counts ``setup`` calls; every record says whether setup ran before it."""
 
@@ -195,6 +187,6 @@ class SetupTask(Task):
 def test_runner_calls_setup_once_before_any_item(tmp_path):
     items = [Item(f"img-{i}", lambda it: Sample(np.full((4, 5, 3), 9, np.uint8))) for i in range(3)]
     task = SetupTask(level=4)
-    res = runner.evaluate(task, MeanModel(), [Dataset("toy", items, format="toy")], tmp_path, progress=False)
+    res = runner.evaluate(task, ToyModel(), [Dataset("toy", items, format="toy")], tmp_path, progress=False)
     assert task.setups == 1 and res["metrics"]["after_setup"] == 1.0
     assert res["config"] == {"level": 4, "flag": False}
