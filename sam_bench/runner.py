@@ -81,7 +81,7 @@ def _model_seconds(model: Model) -> float:
 
 def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
              progress: bool | None = None, restart: bool = False, max_skip_fraction: float = MAX_SKIP_FRACTION,
-             data_options: dict | None = None) -> dict | None:
+             data_options: dict | None = None, not_run: list[dict] | None = None) -> dict | None:
     """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
 
     Finished items found in ``out`` are not run again, so an interrupted run resumes where it
@@ -91,7 +91,8 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
     computes the metrics, which therefore equal a one-process run. ``results["failures"]`` lists
     why the run should not count (a dataset that evaluated nothing, too many skips).
     ``data_options``: what the datasets were opened with (split, subsampling...), recorded in the
-    run's identity.
+    run's identity. ``not_run``: requested datasets that could not be opened ({"dataset", "reason"}),
+    reported in the results and among the failures when nothing else ran.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give at least 1 item per dataset (or leave it out for all)")
@@ -106,12 +107,13 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
         task.prepare(ds)
     with RunLock(out, enabled=rank == 0):
         return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
-                         max_skip_fraction=max_skip_fraction, data_options=dict(data_options or {}))
+                         max_skip_fraction=max_skip_fraction, data_options=dict(data_options or {}),
+                         not_run=list(not_run or []))
 
 
 def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
               limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
-              data_options: dict) -> dict | None:
+              data_options: dict, not_run: list[dict]) -> dict | None:
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config, "data_options": data_options,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
@@ -161,6 +163,8 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
     results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
     results["provenance"] = provenance(model.device)
+    if not_run:
+        results["not_run"] = not_run
     results["failures"] = failures(results, max_skip_fraction)
     atomic_write_json(out / "results.json", results)
     from sam_bench.reports.render import write_run_outputs  # the task's files, its declared tables and plots
@@ -275,10 +279,6 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     named = {"split": split, "split_by": split_by, "subsample": subsample, "subsample_seed": subsample_seed}
     data = resolve_data_options(task_cls.data_defaults, data_options, named)
     opened = catalog.open_for_run(specs, data_root, data)
-    results = evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
-                       max_skip_fraction=max_skip_fraction, data_options=data)
-    if results is not None and absent:
-        results["not_run"] = [{"dataset": n, "reason": r} for n, r in absent]
-        results["failures"] = failures(results, max_skip_fraction)
-        atomic_write_json(Path(out) / "results.json", results)
-    return results
+    return evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
+                    max_skip_fraction=max_skip_fraction, data_options=data,
+                    not_run=[{"dataset": n, "reason": r} for n, r in absent])
