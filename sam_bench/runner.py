@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from sam_bench import distributed
-from sam_bench.data.base import Dataset
+from sam_bench.data.base import Dataset, is_entry_skip
 from sam_bench.data.fingerprint import changes, fingerprint, option_files
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.progress import track
@@ -173,18 +173,12 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
     return results
 
 
-def _entry_level(skip: dict) -> bool:
-    """A skip of one annotation or detection inside an item, not of the item itself."""
-    item = str(skip.get("item", ""))
-    return "#ann" in item or "#det" in item
-
-
 def _item_skips(ds: Dataset, skips: list[dict]) -> tuple[int, int]:
     """(skipped items that count, images declared absent): entry-level skips (annotations ``#ann``,
     detections ``#det``) and the images a dataset card declares absent (``meta["declared_absent"]``)
     are reported but not counted."""
-    item_level = [s for s in skips if not _entry_level(s)]
-    absent = sum(1 for m in ds.missing if not _entry_level(m))
+    item_level = [s for s in skips if not is_entry_skip(s)]
+    absent = sum(1 for m in ds.missing if not is_entry_skip(m))
     declared = min(int(ds.meta.get("declared_absent", 0) or 0), absent)
     return len(item_level) - declared, declared
 

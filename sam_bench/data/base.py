@@ -67,6 +67,13 @@ class Item:
         return self.loader(self)
 
 
+def is_entry_skip(skip: dict) -> bool:
+    """A skip of one annotation (``IMG#annID``) or detection (``#detK``) inside an item, not of the item
+    itself: reported, but not an image that is missing or could not be used."""
+    item = str(skip.get("item", ""))
+    return "#ann" in item or "#det" in item
+
+
 @dataclass
 class Dataset:
     """A named list of items plus metadata.

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from sam_bench import fetch as fetchlib
 from sam_bench.data import catalog
+from sam_bench.data.base import is_entry_skip
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
 
 
@@ -85,7 +86,7 @@ def count(ds, quick: bool) -> tuple[dict, list[str]]:
 
     counts = {"images": len(ds.items)}
     problems = []
-    missing_images = [m for m in ds.missing if "#ann" not in m["item"]]
+    missing_images = [m for m in ds.missing if not is_entry_skip(m)]
     bad_anns = [m for m in ds.missing if "#ann" in m["item"]]
     counts["listed_images"] = len(ds.items) + len(missing_images)
     counts["missing_images"] = len(missing_images)
@@ -145,7 +146,7 @@ def verify_one(card: dict, root: Path, split: str | None, quick: bool) -> tuple[
         note = "expected per the card" if expected_missing is not None and _matches(counts["missing_images"],
                                                                                    expected_missing) else "MISSING"
         ok &= note != "MISSING"
-        missing = [m for m in ds.missing if "#ann" not in m["item"]]
+        missing = [m for m in ds.missing if not is_entry_skip(m)]
         problems = [f"missing ({note}): {m['reason']}" for m in missing] + problems
     return ok, f"{'OK  ' if ok else 'FAIL'} {label}: " + ", ".join(parts), problems
 
