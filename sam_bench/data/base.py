@@ -53,7 +53,10 @@ class Sample:
 
 @dataclass
 class Item:
-    """One image of a dataset, not yet loaded. ``id`` is unique within its dataset."""
+    """One image of a dataset, not yet loaded. ``id`` is unique within its dataset.
+
+    Every other file the item reads (a mask, a ground-truth file) is named in ``meta`` under a key
+    ending in ``_path``, so the run's input fingerprint covers it (``data.fingerprint``)."""
 
     id: str
     loader: Callable[["Item"], Sample]

@@ -38,15 +38,12 @@ def _digest(lines: Iterable[str]) -> str:
 
 
 def _item_files(ds: Dataset) -> list[Path]:
-    """Every file the items name: the image path and path-valued meta entries that are files."""
+    """Every file the items name: the image and each ``*_path`` meta entry (a mask, a GT file)."""
     files: list[Path] = []
     for it in ds.items:
         if it.image_path is not None:
             files.append(Path(it.image_path))
-        for value in it.meta.values():
-            if isinstance(value, (str, Path)) and ("/" in str(value) or os.sep in str(value)) \
-                    and os.path.isfile(value):
-                files.append(Path(value))
+        files += [Path(v) for k, v in it.meta.items() if k.endswith("_path") and isinstance(v, (str, Path))]
     return files
 
 
