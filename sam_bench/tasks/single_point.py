@@ -158,9 +158,11 @@ class SinglePointTask(Task):
 
     # -- one image ---------------------------------------------------------------------
     def process(self, model, item: Item, sample: Sample) -> dict:
+        from sam_bench.data.masks import area as rle_area
+
         h, w = sample.image.shape[:2]
         ignore = self._ignore_region(item, sample)
-        objects, insts, skipped = [], [], []  # masks are decoded again per batch: only a batch's are held
+        objects, insts, skipped = [], [], []  # masks are decoded per batch below: only a batch's are held
         for inst in sample.instances:
             if inst.iscrowd:
                 continue
@@ -168,10 +170,14 @@ class SinglePointTask(Task):
             if size != (h, w):
                 skipped.append({"id": inst.id, "reason": f"mask is {size}, image is {(h, w)}"})
                 continue
-            gt = inst.mask()
-            area = int((gt & ~ignore).sum()) if ignore is not None else int(gt.sum())
+            if ignore is None:  # the pixel count straight from the RLE, no decode
+                area = rle_area(inst.rle)
+                empty = area == 0
+            else:
+                gt = inst.mask()
+                area, empty = int((gt & ~ignore).sum()), not gt.any()
             if area == 0:
-                why = "empty mask" if not gt.any() else "mask lies entirely in the ignore region"
+                why = "empty mask" if empty else "mask lies entirely in the ignore region"
                 skipped.append({"id": inst.id, "reason": why})
                 continue
             objects.append({"id": inst.id, "area": area})
