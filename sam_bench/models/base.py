@@ -137,6 +137,18 @@ class PromptableModel(_Timed):
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    def parameter_count(self) -> int | None:
+        """Parameters of the torch modules this adapter holds (directly, or as a predictor's
+        ``.model``), each counted once; None for a model without any (classical baselines)."""
+        import torch
+
+        sizes: dict[int, int] = {}
+        for value in vars(self).values():
+            module = value if isinstance(value, torch.nn.Module) else getattr(value, "model", None)
+            if isinstance(module, torch.nn.Module):
+                sizes.update((id(p), p.numel()) for p in module.parameters())
+        return sum(sizes.values()) or None
+
     def latency(self) -> dict:
         return {**super().latency(), "prompt_batch": self.default_prompt_batch(),
                 "prompt_batch_tuning": None if self._fixed_batch() else self.tuner.as_dict()}

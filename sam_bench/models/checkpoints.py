@@ -75,14 +75,44 @@ CHECKPOINTS: dict[str, Checkpoint] = {c.name: c for c in [
                note="not a built-in adapter; see docs/models.md"),
 ]}
 
-# model name -> (kinds, pip extra) for `models list`; classical baselines need no checkpoint
-MODEL_KINDS: dict[str, tuple[str, str | None]] = {
-    "sam_vit_b": ("promptable", None), "sam_vit_l": ("promptable", None), "sam_vit_h": ("promptable", None),
-    "hf-sam": ("promptable", "hf"), "sam2": ("promptable", "sam2"), "hq-sam": ("promptable", "hq"),
-    "grabcut": ("promptable", None), "sobel": ("edges", None), "canny": ("edges", None),
-    "felzenszwalb": ("edges, proposals", None), "edges-from": ("edges", None),
-    "slic-proposals": ("proposals", None), "sam3": ("text", "hf"),
+@dataclass(frozen=True)
+class ModelCard:
+    """What `models list` and docs/models.md say of a registered model without building it:
+    task kinds, the pip extra and package that provide it, its family, and parameter counts per
+    variant (checked against the built architecture by tests/test_model_cards.py)."""
+
+    kinds: str
+    extra: str | None = None
+    family: str = "-"
+    package: str = "-"
+    params: dict = field(default_factory=dict)  # variant (or "") -> parameter count
+
+
+MODEL_CARDS: dict[str, ModelCard] = {
+    "sam_vit_b": ModelCard("promptable", None, "SAM", "segment_anything", {"": 93_735_472}),
+    "sam_vit_l": ModelCard("promptable", None, "SAM", "segment_anything", {"": 312_342_832}),
+    "sam_vit_h": ModelCard("promptable", None, "SAM", "segment_anything", {"": 641_090_608}),
+    "hf-sam": ModelCard("promptable", "hf", "SAM", "transformers",
+                        {"vit_b": 93_735_728, "vit_l": 312_343_088, "vit_h": 641_090_864}),
+    "sam2": ModelCard("promptable", "sam2", "SAM 2.1", "sam2",
+                      {"t": 38_962_498, "s": 46_060_354, "b+": 80_850_178, "l": 224_446_642}),
+    "hq-sam": ModelCard("promptable", "hq", "HQ-SAM", "segment_anything_hq",
+                        {"vit_tiny": 10_578_604, "vit_b": 94_806_576, "vit_l": 313_676_080, "vit_h": 642_686_000}),
+    "grabcut": ModelCard("promptable", None, "classical", "opencv"),
+    "sobel": ModelCard("edges", None, "classical", "opencv"),
+    "canny": ModelCard("edges", None, "classical", "opencv"),
+    "felzenszwalb": ModelCard("edges, proposals", None, "classical", "scikit-image"),
+    "edges-from": ModelCard("edges", None, "precomputed", "-"),
+    "slic-proposals": ModelCard("proposals", None, "classical", "scikit-image"),
+    "sam3": ModelCard("text", "hf", "SAM 3", "transformers"),
 }
+
+
+def params_text(card: ModelCard) -> str:
+    """``93.7M`` or ``t 38.9M, s 46.0M`` for `models list`."""
+    if not card.params:
+        return "-"
+    return ", ".join(f"{v + ' ' if v else ''}{n / 1e6:.1f}M" for v, n in card.params.items())
 
 
 def checkpoint_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -310,20 +340,24 @@ def _rows(cache: str | None) -> list[dict]:
     rows = []
     names = registry.names("models")
     for name in names:
-        kinds, extra = MODEL_KINDS.get(name, ("?", None))
+        card = MODEL_CARDS.get(name, ModelCard("?"))
+        kinds, extra = card.kinds, card.extra
         options = _option_keys(name)
+        about = {"family": card.family, "params": params_text(card), "package": card.package}
         ckpts = [c for c in CHECKPOINTS.values() if c.model == name]
         if not ckpts:
-            rows.append({"model": name, "kind": kinds, "options": options, "checkpoint": "-", "file": "-",
+            rows.append({"model": name, "kind": kinds, **about, "options": options, "checkpoint": "-", "file": "-",
                          "present": "-", "extra": extra or "-"})
         for c in ckpts:
             present = (checkpoint_dir(cache) / c.filename).is_file()
-            rows.append({"model": name, "kind": kinds, "options": options, "checkpoint": c.name, "file": c.filename,
+            rows.append({"model": name, "kind": kinds, **about, "options": options, "checkpoint": c.name,
+                         "file": c.filename,
                          "present": "yes" if present else "no", "extra": c.extra or extra or "-"})
     for c in CHECKPOINTS.values():
         if c.model not in names:
             present = (checkpoint_dir(cache) / c.filename).is_file()
-            rows.append({"model": f"({c.model})", "kind": "promptable", "options": "-", "checkpoint": c.name,
+            rows.append({"model": f"({c.model})", "kind": "promptable", "family": "-", "params": "-", "package": "-",
+                         "options": "-", "checkpoint": c.name,
                          "file": c.filename,
                          "present": "yes" if present else "no", "extra": c.note or "-"})
     return rows

@@ -1,0 +1,28 @@
+"""Every parameter count `models list` prints equals the count of the architecture the adapter
+builds (random weights), variant by variant."""
+
+from __future__ import annotations
+
+import pytest
+
+from sam_bench import registry
+from sam_bench.errors import NotBuilt
+from sam_bench.models.base import build_model
+from sam_bench.models.checkpoints import MODEL_CARDS, ModelCard, params_text
+
+CASES = [(name, variant, count) for name, card in MODEL_CARDS.items() for variant, count in card.params.items()]
+
+
+@pytest.mark.parametrize("name,variant,count", CASES, ids=[f"{n}-{v or 'default'}" for n, v, _ in CASES])
+def test_card_parameter_count_equals_the_built_architecture(name, variant, count):
+    try:
+        model = build_model(name, untrained=True, device="cpu", **({"variant": variant} if variant else {}))
+    except NotBuilt as exc:
+        pytest.skip(str(exc))
+    assert model.parameter_count() == count
+
+
+def test_every_registered_model_has_a_card():
+    assert set(registry.names("models")) <= set(MODEL_CARDS)
+    assert params_text(ModelCard("promptable", params={"t": 38_962_498, "l": 224_446_642})) == "t 39.0M, l 224.4M"
+    assert params_text(MODEL_CARDS["sobel"]) == "-"
