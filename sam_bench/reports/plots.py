@@ -164,3 +164,24 @@ def pr_curves(curves: list[dict], references: list[dict], path: Path) -> Path:
     ax.grid(True, lw=0.3)
     ax.legend(loc="lower left", fontsize=6.5)
     return _save(fig, path)
+
+
+def latency_plot(rows: list[dict], path: Path, *, title: str) -> Path:
+    """Encoder ms per image (bars, log scale) and decoder ms per prompt at each timed batch (dots),
+    one row per model and precision; ``rows`` as ``sam_bench.latency`` writes them."""
+    labels = [" ".join(str(r[k]) for k in ("model", "options", "dtype") if r.get(k)) for r in rows]
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(rows) + 1.4))
+    ax.barh(y, [_num(r.get("encoder_ms_per_image")) for r in rows], color="#4878a8", label="encoder ms / image")
+    batches = sorted({int(k[len("decoder_ms_b"):]) for r in rows for k in r if k.startswith("decoder_ms_b")})
+    for i, b in enumerate(batches):
+        ax.scatter([_num(r.get(f"decoder_ms_b{b}")) for r in rows], y, marker="os^D"[i % 4], zorder=3,
+                   color=plt.get_cmap("tab10")(i + 1), label=f"decoder ms / prompt, batch {b}")
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels, fontsize=7.5)
+    ax.invert_yaxis()
+    ax.set_xlabel("milliseconds (log scale)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
