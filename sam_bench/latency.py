@@ -154,7 +154,7 @@ def targets(names: list[str], variants: bool, options: dict) -> list[tuple[str, 
     """(model, options) pairs to time: ``all`` expands to the registered promptable models, and
     ``variants`` to each variant a model's card lists."""
     from sam_bench import registry
-    from sam_bench.models.checkpoints import MODEL_CARDS, ModelCard
+    from sam_bench.models.cards import MODEL_CARDS, ModelCard
 
     if "all" in names:
         names = [n for n in registry.names("models") if "promptable" in MODEL_CARDS.get(n, ModelCard("?")).kinds]

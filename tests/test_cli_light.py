@@ -84,7 +84,11 @@ def test_outputs_are_the_real_ones():
     models = probe(("models", "list"))["stdout"]
     for name in installed("models"):
         assert f"| {name} " in models, name
-    assert "| grabcut         | promptable       | max_side, iters" in models  # options read from the builder
+    grabcut = next(line for line in models.splitlines() if line.startswith("| grabcut "))
+    assert [c.strip() for c in grabcut.split("|")[2:7]] == ["promptable", "classical", "-", "opencv",
+                                                           "max_side, iters, sure_radius, probable_radii, seed"]
+    sam2 = next(line for line in models.splitlines() if line.startswith("| sam2 "))
+    assert "t 39.0M, s 46.1M, b+ 80.9M, l 224.4M" in sam2  # the card's parameter counts
     tasks = probe(("tasks", "list"))["stdout"]
     for name in run_names():
         assert name in tasks, name

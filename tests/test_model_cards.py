@@ -8,7 +8,7 @@ import pytest
 from sam_bench import registry
 from sam_bench.errors import NotBuilt
 from sam_bench.models.base import build_model
-from sam_bench.models.checkpoints import MODEL_CARDS, ModelCard, params_text
+from sam_bench.models.cards import MODEL_CARDS, ModelCard, params_text
 
 CASES = [(name, variant, count) for name, card in MODEL_CARDS.items() for variant, count in card.params.items()]
 

@@ -5,7 +5,7 @@ can check it against. A note on the hex suffix of Meta's SAM v1 names (``sam_vit
 it is the start of the file's **MD5**, not of its sha256 (published MD5 4b8939a8...; sha256
 a7bf3b02...). We therefore check the full sha256 where it is published, else the MD5 prefix from
 the name, and refuse a file that fails either, naming the file, the expected and the actual hash.
-A file with no published hash (SAM 2.1, HQ-SAM, EfficientSAM) is *unverified*: it loads with its
+A file with no published hash (SAM 2.1, HQ-SAM, TinySAM, EfficientViT-SAM) is *unverified*: it loads with its
 sha256 recorded and a warning, and is refused if it changed since its download record was written.
 
 Downloads go to ``<cache>/checkpoints/NAME`` through ``NAME.part`` (resumed with an HTTP
@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from sam_bench import fetch
 from sam_bench.errors import CheckpointError, ConfigError
+from sam_bench.models.cards import MODEL_CARDS, ModelCard, params_text
 
 log = logging.getLogger("sam_bench.checkpoints")
 
@@ -51,6 +52,7 @@ class Checkpoint:
 
 _FB = "https://dl.fbaipublicfiles.com"
 _HQ = "https://huggingface.co/lkeab/hq-sam/resolve/main"
+_RITM = "https://github.com/SamsungLabs/ritm_interactive_segmentation/releases/download/v1.0"  # no hashes published
 
 CHECKPOINTS: dict[str, Checkpoint] = {c.name: c for c in [
     Checkpoint("sam_vit_b", "sam_vit_b", "sam_vit_b_01ec64.pth", f"{_FB}/segment_anything/sam_vit_b_01ec64.pth",
@@ -66,54 +68,21 @@ CHECKPOINTS: dict[str, Checkpoint] = {c.name: c for c in [
                  options={"variant": f"vit_{v}"}) for v in ("b", "l", "h")],
     Checkpoint("sam_hq_vit_tiny", "hq-sam", "sam_hq_vit_tiny.pth", f"{_HQ}/sam_hq_vit_tiny.pth", extra="hq",
                options={"variant": "vit_tiny"}),
-    Checkpoint("mobile_sam", "sam_vit_t", "mobile_sam.pt",
+    Checkpoint("mobile_sam", "mobile-sam", "mobile_sam.pt",
                "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
-               sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
-               note="not a built-in adapter; see docs/models.md"),
+               sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f", extra="mobile"),
+    *[Checkpoint(n, "tinysam", f"{n}.pth", f"https://github.com/xinghaochen/TinySAM/releases/download/{r}/{n}.pth",
+                 extra="mobile", options={"variant": v}) for n, r, v in [("tinysam_42.3", "3.0", "42.3"),
+                                                                         ("tinysam", "1.0", "41.9")]],
+    *[Checkpoint(f"efficientvit_sam_{v}", "efficientvit-sam", f"efficientvit_sam_{v}.pt",
+                 f"https://huggingface.co/mit-han-lab/efficientvit-sam/resolve/main/efficientvit_sam_{v}.pt",
+                 extra="efficientvit", options={"variant": v}) for v in ("l0", "l1", "l2", "xl0", "xl1")],
     Checkpoint("efficient_sam_vitt", "efficient_sam", "efficient_sam_vitt.pt",
                "https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vitt.pt",
                note="not a built-in adapter; see docs/models.md"),
+    *[Checkpoint(f"{f}_itermask", "ritm", f"{f}_itermask.pth", f"{_RITM}/{f}_itermask.pth", extra="ritm", options={
+        "variant": f.removeprefix("coco_lvis_")}) for f in ("coco_lvis_h18", "coco_lvis_h32", "coco_lvis_h18s", "sbd_h18")],
 ]}
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What `models list` and docs/models.md say of a registered model without building it:
-    task kinds, the pip extra and package that provide it, its family, and parameter counts per
-    variant (checked against the built architecture by tests/test_model_cards.py)."""
-
-    kinds: str
-    extra: str | None = None
-    family: str = "-"
-    package: str = "-"
-    params: dict = field(default_factory=dict)  # variant (or "") -> parameter count
-
-
-MODEL_CARDS: dict[str, ModelCard] = {
-    "sam_vit_b": ModelCard("promptable", None, "SAM", "segment_anything", {"": 93_735_472}),
-    "sam_vit_l": ModelCard("promptable", None, "SAM", "segment_anything", {"": 312_342_832}),
-    "sam_vit_h": ModelCard("promptable", None, "SAM", "segment_anything", {"": 641_090_608}),
-    "hf-sam": ModelCard("promptable", "hf", "SAM", "transformers",
-                        {"vit_b": 93_735_728, "vit_l": 312_343_088, "vit_h": 641_090_864}),
-    "sam2": ModelCard("promptable", "sam2", "SAM 2.1", "sam2",
-                      {"t": 38_962_498, "s": 46_060_354, "b+": 80_850_178, "l": 224_446_642}),
-    "hq-sam": ModelCard("promptable", "hq", "HQ-SAM", "segment_anything_hq",
-                        {"vit_tiny": 10_578_604, "vit_b": 94_806_576, "vit_l": 313_676_080, "vit_h": 642_686_000}),
-    "grabcut": ModelCard("promptable", None, "classical", "opencv"),
-    "sobel": ModelCard("edges", None, "classical", "opencv"),
-    "canny": ModelCard("edges", None, "classical", "opencv"),
-    "felzenszwalb": ModelCard("edges, proposals", None, "classical", "scikit-image"),
-    "edges-from": ModelCard("edges", None, "precomputed", "-"),
-    "slic-proposals": ModelCard("proposals", None, "classical", "scikit-image"),
-    "sam3": ModelCard("text", "hf", "SAM 3", "transformers"),
-}
-
-
-def params_text(card: ModelCard) -> str:
-    """``93.7M`` or ``t 38.9M, s 46.0M`` for `models list`."""
-    if not card.params:
-        return "-"
-    return ", ".join(f"{v + ' ' if v else ''}{n / 1e6:.1f}M" for v, n in card.params.items())
-
 
 def checkpoint_dir(cache: str | os.PathLike | None = None) -> Path:
     from sam_bench.config import cache_dir
