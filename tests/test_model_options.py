@@ -141,8 +141,9 @@ def test_reproduce_refuses_bad_model_options(argv, message):
 
 def test_models_list_shows_option_keys(capsys):
     assert main(["models", "list"]) == 0
-    rows = {line.split("|")[1].strip(): line.split("|")[3].strip() for line in capsys.readouterr().out.splitlines()
-            if line.startswith("| ")}
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    column = [c.strip() for c in lines[0].split("|")].index("options")
+    rows = {line.split("|")[1].strip(): line.split("|")[column].strip() for line in lines}
     assert rows["sam2"] == "variant, seed" and rows["grabcut"] == "max_side, iters, sure_radius, probable_radii, seed"
 
 
