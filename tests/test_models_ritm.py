@@ -188,3 +188,14 @@ def test_report_folder_with_a_sam_and_an_ritm_run_draws_the_difference(tmp_path)
     png = tmp_path / "r" / "fig9a_minus_ritm.png"
     assert png in paths and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "r" / "sam" / "fig9a_minus_ritm.png").exists()  # a run alone has no pair
+
+
+def test_single_point_refuses_ritm_without_its_previous_mask(tmp_path, capsys):
+    pytest.importorskip("ritm_annotation")
+    from sam_bench.cli import main
+
+    args = ["run", "single-point", "--model", "ritm", "--untrained", "--model-option", "variant=h18s",
+            "--limit", "1", "--out", str(tmp_path / "run")]
+    assert main(args) != 0
+    assert "Add --feed-logits" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "results.json").exists()

@@ -94,6 +94,9 @@ class PromptableModel(_Timed):
     kind: ClassVar[str] = "promptable"
     kinds: ClassVar[tuple[str, ...]] = ("promptable",)
     mask_threshold: float = 0.0
+    # True for a model whose own protocol feeds its previous mask back with every later click
+    # (RITM): the single-point task then refuses to run it without --feed-logits
+    needs_previous_mask: ClassVar[bool] = False
     dtype: torch.dtype = _Torch(lambda torch: torch.float32)  # torch.float32 when read; an instance sets its own
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):

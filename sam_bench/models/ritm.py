@@ -76,6 +76,8 @@ class _Clicks:
 class RITMModel(PromptableModel):
     """An ``ritm_annotation`` ISModel with RITM's evaluation predictor (see the module docstring)."""
 
+    needs_previous_mask = True
+
     def __init__(self, net: torch.nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
                  prompt_batch: int | None = None, zoom_in: bool = True, zoom_target: int = 400, flip: bool = True):
         from ritm_annotation.inference.predictors import get_predictor
