@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from sam_bench import __version__
-from sam_bench.errors import SamBenchError
+from sam_bench.errors import ConfigError, SamBenchError
 
 VERBS = {
     "run": ("sam_bench.cli", "evaluate one task with one model", None),
@@ -21,6 +21,8 @@ VERBS = {
     "models": ("sam_bench.models.checkpoints", "list models; download official checkpoints", None),
     "datasets": ("sam_bench.data.commands", "list, verify and prepare datasets", None),
     "tasks": ("sam_bench.tasks.commands", "list the tasks and paper presets", None),
+    "parity": ("sam_bench.parity_cli", "check a model against a reference on the same prompts; exit 1 beyond "
+               "a tolerance", None),
 }
 
 EPILOG = """examples:
@@ -92,6 +94,10 @@ def add_run_control_arguments(g) -> None:
                    help="exit 1 when more than this fraction of a dataset's items were skipped (default 0.05; "
                         "images a dataset card declares absent are not counted)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    g.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap resamples of each metric's "
+                   "confidence interval, METRIC_ci in results.json (default 1000; 0: none)")
+    g.add_argument("--ci", type=float, default=0.95, help="confidence interval level (default 0.95)")
+    g.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
 
 
 def report_outcome(results: dict) -> int:
@@ -176,6 +182,16 @@ def _task_arguments(tp: argparse.ArgumentParser, name: str, task_name: str, cls,
     tp.set_defaults(task_cls=cls, task_name=task_name, preset=name if pre else None, task_options=own, **defaults)
 
 
+def _intervals(args: argparse.Namespace):
+    """The bootstrap settings of --bootstrap / --ci / --bootstrap-seed (ConfigError naming a bad one)."""
+    from sam_bench.metrics.bootstrap import Settings
+
+    try:
+        return Settings(args.bootstrap, args.ci, args.bootstrap_seed)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def run_main(args: argparse.Namespace) -> int:
     from sam_bench.runner import run_task
 
@@ -193,7 +209,7 @@ def run_main(args: argparse.Namespace) -> int:
                        dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
                        max_skip_fraction=args.max_skip_fraction, split=args.split, split_by=args.split_by,
-                       **options)
+                       intervals=_intervals(args), **options)
     if results is None:
         return 0
     from sam_bench.reports.tables import print_summary

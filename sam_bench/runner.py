@@ -17,6 +17,7 @@ from sam_bench import distributed
 from sam_bench.data.base import Dataset, is_entry_skip
 from sam_bench.data.fingerprint import changes, fingerprint, option_files
 from sam_bench.errors import BadInput, ConfigError
+from sam_bench.metrics import bootstrap
 from sam_bench.progress import track
 from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, mark_undefined,
                                merge_items, provenance)
@@ -81,7 +82,8 @@ def _model_seconds(model: Model) -> float:
 
 def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
              progress: bool | None = None, restart: bool = False, max_skip_fraction: float = MAX_SKIP_FRACTION,
-             data_options: dict | None = None, not_run: list[dict] | None = None) -> dict | None:
+             data_options: dict | None = None, not_run: list[dict] | None = None,
+             intervals: bootstrap.Settings | None = None) -> dict | None:
     """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
 
     Finished items found in ``out`` are not run again, so an interrupted run resumes where it
@@ -92,7 +94,8 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
     why the run should not count (a dataset that evaluated nothing, too many skips).
     ``data_options``: what the datasets were opened with (split, subsampling...), recorded in the
     run's identity. ``not_run``: requested datasets that could not be opened ({"dataset", "reason"}),
-    reported in the results and among the failures when nothing else ran.
+    reported in the results and among the failures when nothing else ran. ``intervals``: the
+    bootstrap of the metrics' confidence intervals (default ``bootstrap.Settings()``: 1000, 95%).
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give at least 1 item per dataset (or leave it out for all)")
@@ -108,12 +111,12 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
     with RunLock(out, enabled=rank == 0):
         return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
                          max_skip_fraction=max_skip_fraction, data_options=dict(data_options or {}),
-                         not_run=list(not_run or []))
+                         not_run=list(not_run or []), intervals=intervals)
 
 
 def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
               limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
-              data_options: dict, not_run: list[dict]) -> dict | None:
+              data_options: dict, not_run: list[dict], intervals: bootstrap.Settings | None) -> dict | None:
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config, "data_options": data_options,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
@@ -156,7 +159,8 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
         return None
     lines = merge_items(sorted(out.glob("items*.jsonl")))
     with Stopwatch() as sw:
-        results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit, data_options=data_options)
+        results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit, data_options=data_options,
+                            intervals=intervals)
     stages.add("metric", sw.seconds)
     stages.add("encoder", model.encoder_seconds, model.encoder_calls)
     stages.add("decoder", model.decoder_seconds, model.decoder_calls)
@@ -165,7 +169,7 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
     results["provenance"] = provenance(model.device)
     if not_run:
         results["not_run"] = not_run
-    results["failures"] = failures(results, max_skip_fraction)
+    results["failures"] = failures(results, max_skip_fraction) + task.gate(results)
     atomic_write_json(out / "results.json", results)
     from sam_bench.reports.render import write_run_outputs  # the task's files, its declared tables and plots
 
@@ -212,25 +216,43 @@ def skip_summary(results: dict, top: int = 3) -> list[str]:
 
 
 def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list[dict],
-              limit: int | None = None, data_options: dict | None = None) -> dict:
-    """The results schema from merged per-item lines (also used by ``sam-bench report``)."""
+              limit: int | None = None, data_options: dict | None = None,
+              intervals: bootstrap.Settings | None = None) -> dict:
+    """The results schema from merged per-item lines (also used by ``sam-bench report``).
+
+    With ``intervals`` (default 1000 resamples, 95%) every metric the task can resample
+    (``Task.resampler``) gets ``METRIC_ci`` [lo, hi] beside it: per dataset over its own units, and
+    for the headline by the task's ``aggregate`` of each replicate of every dataset.
+    """
+    intervals = bootstrap.Settings() if intervals is None else intervals
     per_ds: dict[str, dict] = {}
+    reps: dict[str, dict] = {}
+    units: dict[str, str] = {}
     for ds in datasets:
         wanted = {it.id for it in (ds.items[:limit] if limit else ds.items)}
         mine = [ln for ln in lines if ln["dataset"] == ds.name and ln["item"] in wanted]
         ok = sorted((ln for ln in mine if ln["status"] == "ok"), key=lambda ln: ln["item"])
         skips = [{"item": ln["item"], "reason": ln["reason"]} for ln in mine if ln["status"] == "skip"]
         skips += list(ds.missing)
-        metrics = task.evaluate(ds, [{"item": ln["item"], **ln["record"]} for ln in ok]) if ok else {}
+        metrics, res = task.score(ds, [{"item": ln["item"], **ln["record"]} for ln in ok],
+                                  resample=intervals.replicates > 0) if ok else ({}, None)
+        if res is not None and len(res):
+            reps[ds.name] = bootstrap.replicates(res, intervals.replicates, bootstrap.rng_for(intervals.seed, ds.name))
+            metrics.update(bootstrap.intervals(reps[ds.name], intervals.level))
+            units[ds.name] = res.unit
         counted, declared = _item_skips(ds, skips)
         per_ds[ds.name] = {"metrics": metrics, "undefined": mark_undefined(metrics), "num_items": len(ok),
                            "num_available": len(ds.items), "num_skipped": len(skips),
                            "num_skipped_counted": counted, "declared_absent": declared, "skips": skips}
     agg = task.aggregate({k: v["metrics"] for k, v in per_ds.items() if v["metrics"]})
+    if reps and set(reps) == {k for k, v in per_ds.items() if v["metrics"]}:
+        agg.update({k: v for k, v in bootstrap.intervals(bootstrap.combine(reps, task.aggregate), intervals.level).items()
+                    if k[:-3] in agg})
     return {"schema_version": SCHEMA_VERSION, "task": task.name, "model": model_info,
             "untrained": bool(model_info.get("untrained")), "config": task.config,
             "data_options": dict(data_options or {}), "limit": limit,
-            "datasets": per_ds, "metrics": agg, "undefined": mark_undefined(agg)}
+            "datasets": per_ds, "metrics": agg, "undefined": mark_undefined(agg),
+            "bootstrap": {**intervals.as_dict(), "units": units}}
 
 
 def resolve_data_options(*layers: dict | None) -> dict:
@@ -247,7 +269,7 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
              model_options: dict | None = None, progress: bool | None = None, restart: bool = False,
              max_skip_fraction: float = MAX_SKIP_FRACTION, split: str | None = None, split_by: str | None = None,
              subsample: bool | None = None, subsample_seed: int | None = None, data_options: dict | None = None,
-             **options: Any) -> dict | None:
+             intervals: bootstrap.Settings | None = None, **options: Any) -> dict | None:
     """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
 
     ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
@@ -275,4 +297,4 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     opened = catalog.open_for_run(specs, data_root, data)
     return evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
                     max_skip_fraction=max_skip_fraction, data_options=data,
-                    not_run=[{"dataset": n, "reason": r} for n, r in absent])
+                    not_run=[{"dataset": n, "reason": r} for n, r in absent], intervals=intervals)

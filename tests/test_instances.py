@@ -108,7 +108,9 @@ def test_lvis_gt_boxes_ap_100(tmp_path):
     res = evaluate(InstancesTask(), Oracle(oracle_for(ds)), [ds], tmp_path / "run", progress=False)
     d = res["datasets"][ds.name]
     assert d["metrics"]["ap"] == pytest.approx(100.0) and d["metrics"]["ap_rare"] == pytest.approx(100.0)
-    assert set(d["metrics"]) == set(COCO_KEYS) | {"ap_rare", "ap_common", "ap_frequent", "inputs"}
+    assert {k for k in d["metrics"] if not k.endswith("_ci")} == set(COCO_KEYS) | {"ap_rare", "ap_common",
+                                                                                  "ap_frequent", "inputs"}
+    assert d["metrics"]["ap_ci"] == pytest.approx([100.0, 100.0])  # every resample is perfect too
     assert d["num_items"] == 2 and d["skips"][0]["item"] == "102"
 
 

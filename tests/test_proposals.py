@@ -72,7 +72,9 @@ def test_perfect_proposals_give_ar_100_and_absent_images_are_skips(tmp_path):
     path, ds = _lvis(tmp_path)
     res = evaluate(ProposalsTask(), GTProposals(_by_item(path)), [ds], tmp_path / "run", progress=False)
     m = res["datasets"][ds.name]
-    assert m["metrics"] == pytest.approx({**{k: 100.0 for k in KEYS}, "proposals_per_image": 37.0})
+    plain = {k: v for k, v in m["metrics"].items() if not k.endswith("_ci")}
+    assert plain == pytest.approx({**{k: 100.0 for k in KEYS}, "proposals_per_image": 37.0})
+    assert m["metrics"]["ar1000_ci"] == pytest.approx([100.0, 100.0])  # every resample is perfect too
     assert m["num_items"] == 3 and [s["item"] for s in m["skips"]] == ["103"]
     lines = (tmp_path / "run" / "items.jsonl").read_text()
     assert "segmentation" not in lines and "counts" not in lines  # records stay small

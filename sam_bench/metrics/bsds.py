@@ -246,3 +246,26 @@ def summarize(per_image: list[np.ndarray], n_thresholds: int | None = None) -> d
             "r50": recall_at_precision(r, p), "ods_threshold": ods_t, "ods_recall": ods_r, "ods_precision": ods_p,
             "ois_recall": float(r_oi), "ois_precision": float(p_oi),
             "pr_curve": {"threshold": t.tolist(), "recall": r.tolist(), "precision": p.tolist()}}
+
+
+def _max_f_rows(t: np.ndarray, r: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(B,) ``max_f``'s F of each row of (B, T) recalls and precisions (same 100-step interpolation)."""
+    d = np.linspace(0, 1, 100)[None, None, :]
+    rr = np.concatenate([r[:, :1], (r[:, 1:, None] * d + r[:, :-1, None] * (1 - d)).reshape(len(r), -1)], 1)
+    pp = np.concatenate([p[:, :1], (p[:, 1:, None] * d + p[:, :-1, None] * (1 - d)).reshape(len(p), -1)], 1)
+    return _fmeasure(rr, pp).max(1)
+
+
+def summarize_weighted(per_image: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """ODS, OIS, AP, R50 (each (B,)) of B reweightings of the images: ``per_image`` (N, T, 4) counts,
+    ``weights`` (B, N) (a bootstrap's multinomial counts). Weights of ones give ``summarize``'s values:
+    an image of weight k counts as k copies of it."""
+    counts = np.asarray(per_image, np.float64)
+    w = np.asarray(weights, np.float64)
+    t = thresholds(counts.shape[1])
+    r, p = _pr(np.einsum("bn,ntk->btk", w, counts))  # (B, T)
+    best = np.argmax(_fmeasure(*_pr(counts)), axis=1)
+    r_oi, p_oi = _pr(w @ counts[np.arange(len(counts)), best])  # (B,)
+    return {"ods": _max_f_rows(t, r, p), "ois": _fmeasure(r_oi, p_oi),
+            "ap": np.array([average_precision(ri, pi) for ri, pi in zip(r, p)]),
+            "r50": np.array([recall_at_precision(ri, pi) for ri, pi in zip(r, p)])}

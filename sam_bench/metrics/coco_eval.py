@@ -124,10 +124,11 @@ def _image_ids(gt: dict, image_ids: Iterable | None) -> list:
 
 
 def coco_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: Iterable | None = None,
-                 max_dets: int = 100) -> dict[str, float]:
+                 max_dets: int = 100, kept: list | None = None) -> dict[str, float]:
     """COCO mask AP (percent) over ``image_ids`` (default: every image of ``gt``).
 
-    ``max_dets``: results kept per image, highest scores first (COCO: 100).
+    ``max_dets``: results kept per image, highest scores first (COCO: 100). ``kept``: a list the
+    evaluated ``COCOeval`` is appended to (its per-image matches resample: ``coco_resample``).
     """
     gt = load_gt(gt)
     for a in gt["annotations"]:
@@ -147,6 +148,8 @@ def coco_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: It
         ev.params.maxDets = sorted({1, 10, max_dets})
         ev.evaluate()
         ev.accumulate()
+    if kept is not None:
+        kept.append(ev)
     return _coco_ap_summary(ev)
 
 
@@ -168,10 +171,11 @@ def _coco_ap_summary(ev: COCOeval) -> dict[str, float]:
 
 
 def lvis_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: Iterable | None = None,
-                 max_dets: int = 300) -> dict[str, float]:
+                 max_dets: int = 300, kept: list | None = None) -> dict[str, float]:
     """LVIS mask AP (percent) with the federated rules, over ``image_ids`` (default: all images).
 
-    ``max_dets``: results kept per image (LVIS: 300).
+    ``max_dets``: results kept per image (LVIS: 300). ``kept``: a list the evaluated ``LVISEval`` is
+    appended to.
     """
     from sam_bench.data.lvis import lvis_api, lvis_from_dict
 
@@ -189,6 +193,8 @@ def lvis_mask_ap(gt: Mapping | str | Path, results: list[dict], *, image_ids: It
         ev.params.img_ids = ids
         ev.params.max_dets = max_dets
         ev.run()
+    if kept is not None:
+        kept.append(ev)
     res = ev.get_results()
     return {ours: _percent(res[theirs]) for theirs, ours in LVIS_AP_KEYS.items()}
 
@@ -235,7 +241,8 @@ def _given_iou_class() -> type:
     return _GivenIoU
 
 
-def _ar_once(gt: dict, proposals: list[dict], ids: list, max_dets: int, ious: Mapping | None) -> list[float]:
+def _ar_once(gt: dict, proposals: list[dict], ids: list, max_dets: int, ious: Mapping | None,
+             keep: list | None = None) -> list[float]:
     """[AR all, small, medium, large] in percent for one (already class-agnostic) ground truth."""
     if not ids or not gt["annotations"]:
         return [float("nan")] * 4
@@ -255,28 +262,37 @@ def _ar_once(gt: dict, proposals: list[dict], ids: list, max_dets: int, ious: Ma
         ev.params.maxDets = [max_dets]
         ev.evaluate()
         ev.accumulate()
+    if keep is not None:
+        keep.append(ev)
     recall = ev.eval["recall"][:, 0, :, 0]  # (T, A)
     return [_mean_valid(recall[:, a]) for a in range(len(AREAS))]
 
 
 def mask_ar(gt: Mapping | str | Path, proposals: list[dict], *, image_ids: Iterable | None = None,
             max_dets: int = 1000, groups: Mapping[str, Iterable] | None = None,
-            ious: Mapping | None = None) -> dict[str, float]:
+            ious: Mapping | None = None, kept: dict | None = None) -> dict[str, float]:
     """Class-agnostic mask AR@``max_dets`` (percent) with size and category-group breakdowns.
 
     ``proposals``: ``{"image_id", "score", "segmentation"}`` (with ``ious``: ``{"id", "image_id",
     "score", "area"}``, segmentation not needed). ``groups``: ``{name: category ids}``, each adding
-    ``ar{max_dets}_{name}`` computed on the ground truth restricted to those categories.
+    ``ar{max_dets}_{name}`` computed on the ground truth restricted to those categories. ``kept``: a
+    dict given ``{"": COCOeval of all, name: COCOeval of group}`` (what ``coco_resample`` reweights).
     """
     gt = load_gt(gt)
     ids = _image_ids(gt, image_ids)
-    keep = set(ids)
-    props = [{**p, "category_id": 1} for p in _clean_results(proposals) if p["image_id"] in keep] if ious is None \
-        else [{**p, "category_id": 1} for p in proposals if p["image_id"] in keep]
+    wanted = set(ids)
+    props = [{**p, "category_id": 1} for p in _clean_results(proposals) if p["image_id"] in wanted] \
+        if ious is None else [{**p, "category_id": 1} for p in proposals if p["image_id"] in wanted]
     keys = ar_keys(max_dets)
-    out = dict(zip(keys, _ar_once(agnostic_gt(gt, image_ids=keep), props, ids, max_dets, ious)))
+    evs: list = []
+    out = dict(zip(keys, _ar_once(agnostic_gt(gt, image_ids=wanted), props, ids, max_dets, ious, evs)))
+    found = {"": evs[-1]} if evs else {}
     for name, cats in (groups or {}).items():
-        out[f"{keys[0]}_{name}"] = _ar_once(agnostic_gt(gt, cats, keep), props, ids, max_dets, ious)[0]
+        out[f"{keys[0]}_{name}"] = _ar_once(agnostic_gt(gt, cats, wanted), props, ids, max_dets, ious, evs)[0]
+        if len(evs) > len(found):
+            found[name] = evs[-1]
+    if kept is not None:
+        kept.update(found)  # a group without annotations has no evaluator (its AR is NaN)
     return out
 
 

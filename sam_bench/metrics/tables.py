@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 # how a plot is drawn (see sam_bench.reports.render.PLOTTERS)
-PLOT_KINDS = ("bars", "dataset_bars", "clicks_curves", "pr_curves")
+PLOT_KINDS = ("bars", "dataset_bars", "dataset_delta", "clicks_curves", "pr_curves")
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ class PlotSpec:
     """One PNG, ``STEM.png``, drawn under table ``table`` (a stem of the same task).
 
     ``kind``: ``bars`` (the table's columns, paper rows grey beside ours), ``dataset_bars`` (``metric``
-    per dataset and model, the paper's values as lines), ``clicks_curves`` (``miou_N`` against N,
+    per dataset and model, the paper's values as lines), ``dataset_delta`` (``metric`` per dataset of
+    every other run minus the run of model ``baseline``, all runs ours: a run and its ``--compare-to``
+    run, or the runs of one report folder), ``clicks_curves`` (``miou_N`` against N,
     N from the run's ``clicks`` option), ``pr_curves`` (each dataset's precision/recall curve,
     metric ``pr_curve``, with the paper rows' ODS and R50). ``ylabel``: the value axis of ``bars``.
     """
@@ -59,12 +61,15 @@ class PlotSpec:
     table: str
     ylabel: str = ""
     metric: str = ""
+    baseline: str = ""
 
     def __post_init__(self):
         if self.kind not in PLOT_KINDS:
             raise ValueError(f"plot {self.stem!r}: kind {self.kind!r} is not one of {', '.join(PLOT_KINDS)}")
         if self.kind == "dataset_bars" and not self.metric:
             raise ValueError(f"plot {self.stem!r}: a dataset_bars plot names its metric")
+        if self.kind == "dataset_delta" and not (self.metric and self.baseline):
+            raise ValueError(f"plot {self.stem!r}: a dataset_delta plot names its metric and baseline model")
 
 
 def check_declarations(task: str, tables: tuple[TableSpec, ...], plots: tuple[PlotSpec, ...]) -> None:

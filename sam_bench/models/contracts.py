@@ -105,6 +105,7 @@ class Promptable(Model, Protocol):
 
     mask_threshold: float
     prompt_batch: int | None
+    needs_previous_mask: bool  # its protocol feeds the previous mask back with each click (RITM)
 
     def predict(self, points: Any = None, labels: Any = None, boxes: Any = None, mask_input: Any = None,
                 multimask: bool = True, batch_size: int | None = None) -> Prediction: ...

@@ -21,6 +21,12 @@ then ``--tolerance X`` (or the file's ``default``) in percent points: X on perce
 0-1 metrics (edge ODS...), clicks and counts keep their own; then the spec's default (0.5 points,
 0.005 on 0-1 metrics, 0.1 clicks, 0 for counts).
 
+Statistics (``sam_bench.reports.paired``): where both run folders keep their ``items.jsonl``, each
+resampled metric gets the paired-bootstrap interval of its difference (``ci_low``, ``ci_high``) and
+a two-sided p-value, and a ``significance``: improved, regressed or within noise at ``--alpha``. A
+drop beyond the tolerance then fails only when it is also significant (``--no-stats``: on the
+tolerance alone, as without items). Runs scored on different items or objects are refused (exit 2).
+
 Exit status: 0 when nothing failed, 1 on a regression or an undefined, vanished or changed metric or
 run, 2 when the inputs cannot be compared (different schema version, task, task settings, item
 limit, dataset list, items scored or skipped per dataset, model or checkpoint, random vs trained
@@ -32,6 +38,7 @@ examples:
   sam-bench compare old/results.json new/results.json --tolerance 0.2 --out compare/
   sam-bench compare old/results.json new/results.json --tolerance ods=0.01 --tolerance noc90=0.2
   sam-bench compare sam_vit_b/results.json sam_vit_h/results.json --allow-different-models
+  sam-bench compare runs/grabcut runs/grabcut-iters_1 --allow-different-models --alpha 0.01 --out cmp/
 """
 
 from __future__ import annotations
@@ -44,7 +51,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sam_bench.errors import ConfigError, SamBenchError
+from sam_bench.metrics import bootstrap
 from sam_bench.metrics.spec import MetricSpec, find_spec
+from sam_bench.reports.paired import PairedStats, paired_stats, settings_from
+from sam_bench.reports.paired import add_arguments as paired_arguments
 from sam_bench.reports.runs import SavedRun, load_runs, numeric_items
 from sam_bench.reports.tolerances import Tolerances, tolerance_arg
 from sam_bench.results import run_settings, weights_label
@@ -60,7 +70,9 @@ OK, IMPROVED, REGRESSION, MISSING, NEW, CHANGED = "ok", "improved", "REGRESSION"
 UNDEFINED, NA, DIAGNOSTIC, UNDECLARED = "UNDEFINED", "n/a", "diagnostic", "undeclared"
 FAILING = (REGRESSION, MISSING, CHANGED, UNDEFINED)
 NOT_GATED = (DIAGNOSTIC, UNDECLARED)
-COLUMNS = ["run", "dataset", "metric", "baseline", "candidate", "delta", "tolerance", "better", "status", "note"]
+WITHIN_NOISE, SIG_IMPROVED, SIG_REGRESSED = "within noise", "improved", "regressed"
+COLUMNS = ["run", "dataset", "metric", "baseline", "candidate", "delta", "ci_low", "ci_high", "p", "tolerance",
+           "better", "status", "significance", "note"]
 
 
 def task_class(name: str):
@@ -149,7 +161,7 @@ def _metric_values(run: SavedRun) -> dict[tuple[str, str], float]:
         metrics = block.get("metrics") if isinstance(block, dict) else None
         if not isinstance(metrics, dict):
             raise ConfigError(f"{run.path}: {where} has no 'metrics' mapping")
-        values.update({(name, k): v for k, v in numeric_items(metrics)})
+        values.update({(name, k): v for k, v in numeric_items(metrics) if not k.endswith("_ci")})
     return values
 
 
@@ -178,7 +190,27 @@ def _row(run: str, ds: str, metric: str, bv, cv, tol: float, better: str, status
     b = math.nan if bv is None else bv
     c = math.nan if cv is None else cv
     return {"run": run, "dataset": ds, "metric": metric, "baseline": b, "candidate": c, "delta": c - b,
-            "tolerance": tol, "better": better, "status": status, "note": note}
+            "ci_low": math.nan, "ci_high": math.nan, "p": math.nan, "tolerance": tol, "better": better,
+            "status": status, "significance": "", "note": note}
+
+
+def apply_stats(rows: list[dict], stats: PairedStats, specs: tuple[MetricSpec, ...], alpha: float) -> None:
+    """Fill the interval, p-value and significance of the rows the paired bootstrap covers; a
+    regression beyond the tolerance that is within noise (p >= ``alpha``) passes, noted."""
+    for r in rows:
+        d = stats.diffs.get((r["dataset"], r["metric"]))
+        spec = find_spec(specs, r["metric"])
+        if d is None or spec is None or not spec.scoring or spec.higher_is_better is None:
+            continue
+        if d.ci is not None:
+            r["ci_low"], r["ci_high"] = d.ci
+        r["p"] = d.p
+        better = (d.delta > 0) == spec.higher_is_better
+        r["significance"] = WITHIN_NOISE if not d.significant(alpha) or d.delta == 0 else \
+            SIG_IMPROVED if better else SIG_REGRESSED
+        if r["status"] == REGRESSION and r["significance"] == WITHIN_NOISE:
+            r["status"] = OK
+            r["note"] = f"drop beyond the tolerance, within noise (p={d.p:.3g} >= --alpha {alpha:g})"
 
 
 def _label(base: SavedRun, cand: SavedRun) -> str:
@@ -241,8 +273,10 @@ class Comparison:
 
 
 def compare(baseline: str | Path, candidate: str | Path, tolerances: Tolerances | None = None, *,
-            allow_different_models: bool = False) -> Comparison:
-    """Compare every metric of every paired run (see the module docstring)."""
+            allow_different_models: bool = False, stats: bootstrap.Settings | None = bootstrap.Settings(),
+            alpha: float = 0.05) -> Comparison:
+    """Compare every metric of every paired run (see the module docstring). ``stats``: the paired
+    bootstrap (None: tolerances alone); ``alpha``: its significance level."""
     tolerances = tolerances or Tolerances()
     base, cand = load_runs(baseline), load_runs(candidate)
     pairs, lost, extra = pair_runs(base, cand)
@@ -253,7 +287,14 @@ def compare(baseline: str | Path, candidate: str | Path, tolerances: Tolerances 
     for b, c in pairs:
         label, cls = _label(b, c), task_class(b.task)
         pair_rows = compare_pair(b, c, tolerances, tuple(getattr(cls, "metrics", ())))  # checks the shape first
-        problems += [f"{label}: {why}" for why in incompatibilities(b.results, c.results, allow_different_models)]
+        why_not = incompatibilities(b.results, c.results, allow_different_models)
+        problems += [f"{label}: {why}" for why in why_not]
+        if stats is not None and not why_not:
+            paired = paired_stats(b, c, cls, stats)
+            apply_stats(pair_rows, paired, tuple(getattr(cls, "metrics", ())), alpha)
+            problems += [f"{label}: {why}" for why in paired.problems]
+            for note in paired.notes:
+                log.info("%s: %s", label, note)
         if cls is None:
             problems.append(f"{label}: task {b.task!r} is not registered here, so which of its metrics score is "
                             "unknown; install the package that provides it")
@@ -279,7 +320,7 @@ def _fmt(v: float, sign: bool = False) -> str:
 
 def to_markdown(df: pd.DataFrame) -> str:
     shown = df.copy()
-    for col in ("baseline", "candidate", "tolerance"):
+    for col in ("baseline", "candidate", "tolerance", "ci_low", "ci_high", "p"):
         shown[col] = shown[col].map(_fmt)
     shown["delta"] = shown["delta"].map(lambda v: _fmt(v, sign=True))
     return shown.to_markdown(index=False, disable_numparse=True)
@@ -302,7 +343,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--show", choices=["all", "changed", "failures"], default="all",
                    help="rows printed: every metric, those not 'ok' (shown-only values only when they moved), or "
                         "only failures (default: all)")
-    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.{md,csv,tex}")
+    p.add_argument("--out", metavar="DIR", help="also write DIR/compare.{md,csv,tex} (and compare_forest.png)")
+    paired_arguments(p)
 
 
 def _summary(result: Comparison) -> list[str]:
@@ -326,13 +368,17 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--tolerance given {len(points)} global values {points}; give one (or METRIC=VALUE)")
     tolerances = Tolerances.load(args.tolerance_file, points[0] if points else None,
                                  {k: v for k, v in args.tolerance if k})
-    result = compare(args.baseline, args.candidate, tolerances, allow_different_models=args.allow_different_models)
+    result = compare(args.baseline, args.candidate, tolerances, allow_different_models=args.allow_different_models,
+                     stats=settings_from(args), alpha=args.alpha)
     df = result.frame(args.show)
     if len(df):
         print(to_markdown(df))
     if args.out:
         paths = write_table(result.frame("all"), args.out, "compare", floatfmt=".4g",
                             caption=f"{args.candidate} against {args.baseline}")
+        from sam_bench.reports.forest import forest_plot
+
+        paths += forest_plot(result.rows, Path(args.out) / "compare_forest.png")
         print(f"written: {', '.join(str(p) for p in paths)}")
     for line in _summary(result):
         print(line)

@@ -36,6 +36,8 @@ class Built:
     better: dict[str, bool] = field(default_factory=dict)  # column title -> higher is better
     paper_plot: list[dict] = field(default_factory=list)
     ours_plot: list[dict] = field(default_factory=list)
+    ci: list = field(default_factory=list)  # per row of ``df``: {column title: [lo, hi]} (ours) or None
+    sources: list = field(default_factory=list)  # per row of ``df``: (run dir, dataset or None for the mean) or None
 
 
 def paper_rows(preset: str | None) -> list[dict]:
@@ -101,13 +103,20 @@ def _our_rows(entry: dict, table: TableSpec) -> list[dict]:
         standin = entry.get("standin_for", {}).get(name)
         data = f"{name}{f' (for {standin})' if standin else ''}, {ds.get('num_items', 0)} img"
         rows.append({"method": label, "data": data, "_dataset": standin or name, "_name": name, "_mean": False,
-                     "_items": ds.get("num_items", 0), **{k: m.get(k) for k in columns}})
+                     "_items": ds.get("num_items", 0), "_ci": _intervals(ds.get("metrics", {}), columns),
+                     **{k: m.get(k) for k in columns}})
     if len(rows) > 1:
         m = dict(numeric_items(res.get("metrics", {})))
         rows.append({"method": label, "data": f"mean of {len(rows)} datasets", "_dataset": None, "_mean": True,
                      "_name": f"mean of {len(rows)} datasets", "_items": sum(r["_items"] for r in rows),
-                     **{k: m.get(k) for k in columns}})
+                     "_ci": _intervals(res.get("metrics", {}), columns), **{k: m.get(k) for k in columns}})
     return rows
+
+
+def _intervals(metrics: dict, columns: Mapping[str, str]) -> dict[str, list[float]]:
+    """{metric: [lo, hi]} of the columns whose bootstrap interval (``METRIC_ci``) the run recorded."""
+    return {k: metrics[f"{k}_ci"] for k in columns if isinstance(metrics.get(f"{k}_ci"), list)
+            and len(metrics[f"{k}_ci"]) == 2}
 
 
 def _is_num(v) -> bool:
@@ -184,14 +193,20 @@ def build_table(task: str, table: TableSpec, entries: list[dict], cls=None) -> B
     rows = [{"method": f"{r['method']} (paper)", "data": r["_data"], **{k: r.get(k) for k in table.columns}}
             for r in paper]
     info = [RowInfo("paper") for _ in paper]
+    cis: list = [None for _ in paper]
+    sources: list = [None for _ in paper]
     with_delta = set()
     for e, ours in ours_all:
         rows.append({k: ours[k] for k in cols})
         info.append(RowInfo("ours"))
+        cis.append({table.columns[k]: v for k, v in ours["_ci"].items()} or None)
+        sources.append((e["dir"], None if ours["_mean"] else ours["_name"]))
         delta = delta_row(ours, e, table, presets_of[e["dir"]])
         if delta:
             rows.append(delta)
             info.append(RowInfo("delta"))
+            cis.append(None)
+            sources.append(None)
             with_delta.add(e["dir"])
     df = pd.DataFrame(rows, columns=cols).rename(columns=table.columns)
     df = df.astype(object).where(df.notna(), None)
@@ -199,6 +214,7 @@ def build_table(task: str, table: TableSpec, entries: list[dict], cls=None) -> B
     paper_plot = [{"label": r["method"] + ("" if len({p["_data"] for p in paper}) == 1 else f", {r['_data']}"),
                    **{k: r.get(k) for k in table.columns}} for r in paper]
     headline = [rows[-1] for rows in (_our_rows(e, table) for e in unique) if rows]  # mean or only row
-    ours_plot = [{"label": f"{o['method']}, {o['data']}", **{k: o.get(k) for k in table.columns}} for o in headline]
+    ours_plot = [{"label": f"{o['method']}, {o['data']}", "_ci": o["_ci"], **{k: o.get(k) for k in table.columns}}
+                 for o in headline]
     return Built(df, info, _long(paper, [o for _, o in ours_all], table.columns), _notes(paper, unique, without),
-                 directions(cls, table.columns), paper_plot, ours_plot)
+                 directions(cls, table.columns), paper_plot, ours_plot, cis, sources)

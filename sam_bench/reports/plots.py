@@ -31,11 +31,22 @@ def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
 
+def error_bars(row: dict, keys: list[str], vals: list[float]) -> np.ndarray | None:
+    """(2, len(keys)) distances below and above each value to its interval ``row["_ci"][key]``
+    (0 where a key has none); None when the row has no interval."""
+    ci = row.get("_ci") or {}
+    if not any(k in ci for k in keys):
+        return None
+    return np.array([[max(0.0, v - ci[k][0]) if k in ci and v == v else 0.0 for k, v in zip(keys, vals)],
+                     [max(0.0, ci[k][1] - v) if k in ci and v == v else 0.0 for k, v in zip(keys, vals)]])
+
+
 def grouped_bars(paper: list[dict], ours: list[dict], columns: dict[str, str], path: Path, *, title: str,
                  ylabel: str) -> Path:
     """One group per metric; grey bars for the paper's rows, coloured bars for ours.
 
-    ``paper`` / ``ours``: [{"label": str, KEY: value, ...}]; ``columns``: KEY -> axis label.
+    ``paper`` / ``ours``: [{"label": str, KEY: value, ...}]; ``columns``: KEY -> axis label. A row's
+    ``_ci`` ({KEY: [lo, hi]}, its bootstrap intervals) is drawn as error bars.
     """
     rows = [(r, True) for r in paper] + [(r, False) for r in ours]
     keys = list(columns)
@@ -54,7 +65,8 @@ def grouped_bars(paper: list[dict], ours: list[dict], columns: dict[str, str], p
             colour, hatch = ours_colours(k_ours % 10), None
             k_ours += 1
         bars = ax.bar(x - 0.4 + width * (i + 0.5), vals, width, color=colour, hatch=hatch, edgecolor="white",
-                      label=row["label"] + (" (paper)" if is_paper else ""))
+                      label=row["label"] + (" (paper)" if is_paper else ""), yerr=error_bars(row, keys, vals),
+                      error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#343a40"})
         if n <= 8:
             ax.bar_label(bars, fmt="%.3g", fontsize=6.5, padding=1, rotation=90 if n > 3 else 0)
     ax.set_xticks(x, [columns[k] for k in keys])
@@ -82,9 +94,13 @@ def single_point_bars(rows: list[dict], path: Path, *, key: str = "miou_1", refe
     fig, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(datasets) * max(len(models), 1), 3) + 1.5))
     for j, model in enumerate(models):
         ys = [i - 0.4 + h * (j + 0.5) for i, d in enumerate(datasets)]
-        vals = [next((_num(r[key]) for r in rows if r["dataset"] == d and r["model"] == model), math.nan)
-                for d in datasets]
-        bars = ax.barh(ys, vals, h, label=model, color=plt.get_cmap("tab10")(j % 10))
+        mine = [next((r for r in rows if r["dataset"] == d and r["model"] == model), {}) for d in datasets]
+        vals = [_num(r.get(key)) for r in mine]
+        err = [error_bars(r, [key], [v]) for r, v in zip(mine, vals)]
+        xerr = np.concatenate([e if e is not None else np.zeros((2, 1)) for e in err], 1) if any(
+            e is not None for e in err) else None
+        bars = ax.barh(ys, vals, h, label=model, color=plt.get_cmap("tab10")(j % 10), xerr=xerr,
+                       error_kw={"elinewidth": 0.8, "capsize": 2, "ecolor": "#343a40"})
         ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)
     for k, ref in enumerate(references):
         ax.axvline(ref["value"], ls="--", lw=1, color=PAPER_COLOURS[k % 3],
@@ -94,6 +110,31 @@ def single_point_bars(rows: list[dict], path: Path, *, key: str = "miou_1", refe
     ax.set_xlabel("mIoU (%) with one center point")
     ax.set_title("Single point valid mask, per dataset (cf. paper Fig. 9a)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+    return _save(fig, path)
+
+
+def dataset_delta_bars(rows: list[dict], path: Path, *, title: str, xlabel: str) -> Path:
+    """Fig. 9a-style differences: one horizontal bar per (dataset, pair), largest gain at the top,
+    blue above zero, red below. ``rows``: [{"dataset", "label" ("A minus B"), "delta"}]."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    datasets = sorted({r["dataset"] for r in rows}, key=lambda d: np.mean(
+        [r["delta"] for r in rows if r["dataset"] == d]))
+    h = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * max(len(datasets) * len(labels), 3) + 1.5))
+    for j, label in enumerate(labels):
+        vals = [next((_num(r["delta"]) for r in rows if r["dataset"] == d and r["label"] == label), math.nan)
+                for d in datasets]
+        bars = ax.barh([i - 0.4 + h * (j + 0.5) for i in range(len(datasets))], vals, h, label=label,
+                       color=["#4878a8" if v >= 0 else "#c44e52" for v in vals], alpha=1 - 0.35 * (j % 2))
+        ax.bar_label(bars, fmt="%+.1f", fontsize=7, padding=2)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.margins(x=0.15)  # room for the value labels on both sides
+    ax.set_yticks(range(len(datasets)), datasets)
+    ax.set_xlabel(xlabel)
+    ax.set_title(textwrap.fill(title, 70), fontsize=10)
+    ax.legend(fontsize=7, loc="lower right", handlelength=0 if len(labels) == 1 else 2)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     return _save(fig, path)

@@ -87,8 +87,10 @@ def write_tables(entries: list[dict], out_dir: str | Path, *, extra: list[dict] 
             built = build_table(task, table, entries, cls)
             if built is None:
                 continue
+            add_significance(built, table, entries, out_dir, cls)
             written = write_table(built.df, out_dir, table.stem, caption=table.caption, floatfmt=table.floatfmt,
-                                  info=built.info, better=built.better, notes=built.notes, long=built.long)
+                                  info=built.info, better=built.better, notes=built.notes, long=built.long,
+                                  ci=built.ci)
             paths += written
             md += [f"## {table.caption}", "", written[0].read_text().split("\n\n", 1)[-1].rstrip(), ""]
             figs = [f for p in cls.plots if p.table == table.stem
@@ -99,6 +101,16 @@ def write_tables(entries: list[dict], out_dir: str | Path, *, extra: list[dict] 
             md += [f"Files: [{table.stem}.md]({table.stem}.md), [{table.stem}.csv]({table.stem}.csv), "
                    f"[{table.stem}.tex]({table.stem}.tex)", ""]
     return paths, md
+
+
+def add_significance(built: Built, table: TableSpec, entries: list[dict], out_dir: Path, cls) -> None:
+    """A "significance" column (``sam_bench.reports.significance``) where several runs share a dataset."""
+    from sam_bench.reports.significance import NOTE, significance_column
+
+    cells = significance_column(built, table, entries, out_dir, cls)
+    if cells is not None:
+        built.df["significance"] = cells
+        built.notes.append(NOTE)
 
 
 def task_files(results: dict, out_dir: str | Path, known: dict | None = None) -> list[Path]:
@@ -155,12 +167,30 @@ def _dataset_bars(plot, table, built, runs, path):
     from sam_bench.reports import plots
 
     key = plot.metric
-    bars = [{"dataset": name, "model": model_label(e["results"]), key: ds.get("metrics", {})[key]}
+    bars = [{"dataset": name, "model": model_label(e["results"]), key: ds.get("metrics", {})[key],
+             "_ci": {key: ds["metrics"][f"{key}_ci"]} if f"{key}_ci" in ds["metrics"] else {}}
             for e in runs for name, ds in e["results"].get("datasets", {}).items() if key in ds.get("metrics", {})]
     if not bars:
         return None
     refs = [{"label": r["method"] + ", " + r["_data"], "value": r[key]} for r in _refs(runs, key)]
     return plots.single_point_bars(bars, path, key=key, references=refs)
+
+
+def _dataset_delta(plot, table, built, runs, path):
+    """Every run minus each run of model ``plot.baseline``, per dataset both have; None without a pair."""
+    from sam_bench.reports import plots
+
+    key, name = plot.metric, lambda e: (e["results"].get("model") or {}).get("name")
+    values = lambda e: {d: ds["metrics"][key] for d, ds in e["results"].get("datasets", {}).items()
+                        if isinstance(ds.get("metrics", {}).get(key), (int, float))}
+    bases = [e for e in runs if name(e) == plot.baseline]
+    rows = [{"dataset": d, "label": f"{model_label(e['results'])} minus {model_label(b['results'])}",
+             "delta": v - values(b)[d]}
+            for b in bases for e in runs if name(e) != plot.baseline for d, v in values(e).items() if d in values(b)]
+    if not rows:
+        return None
+    return plots.dataset_delta_bars(rows, path, title=f"Per dataset, model minus {plot.baseline.upper()}: both from "
+                                    f"our runs (cf. paper Fig. 9a)", xlabel=f"Δ {key} (model minus {plot.baseline})")
 
 
 def _clicks_curves(plot, table, built, runs, path):
@@ -204,4 +234,5 @@ def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
 
-PLOTTERS = {"bars": _bars, "dataset_bars": _dataset_bars, "clicks_curves": _clicks_curves, "pr_curves": _pr_curves}
+PLOTTERS = {"bars": _bars, "dataset_bars": _dataset_bars, "dataset_delta": _dataset_delta,
+            "clicks_curves": _clicks_curves, "pr_curves": _pr_curves}

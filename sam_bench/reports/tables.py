@@ -25,7 +25,7 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str, *, caption: st
                 floatfmt: str = ".1f", info: Sequence[RowInfo] | None = None,
                 better: Mapping[str, bool] | None = None, notes: Sequence[str] = (),
                 long: Sequence[Mapping[str, Any]] | None = None, results: dict | None = None,
-                sources: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
+                sources: Sequence[Mapping[str, Any]] = (), ci: Sequence[Mapping | None] = ()) -> list[Path]:
     """``out_dir/stem.{md,csv,tex}``; missing values show as '-' in Markdown, '--' in LaTeX.
 
     ``info``: per row of ``df``, paper / ours / delta (its LaTeX block).
@@ -34,15 +34,21 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str, *, caption: st
     ``LONG_COLUMNS`` written as the CSV instead of ``df``. ``results``: the run the table shows;
     a note then says how many of each dataset's items it covers (totals from ``out_dir/run.json``).
     ``sources``: the preset ``[[paper]]`` rows shown; a note names where their numbers come from.
+    ``ci``: per row, {column title: [lo, hi]} bootstrap intervals (or None); Markdown shows them as
+    ``value ± half-width``, with a note.
     """
     out_dir = Path(out_dir)
     notes = list(notes) + ([source_note(sources)] if sources else [])
     if results is not None:
         notes.append(f"This run: {coverage(results, dataset_totals(out_dir))}.")
-    md = df.astype(object).where(df.notna(), None).to_markdown(index=False, floatfmt=floatfmt, missingval="-")
+    shown = with_intervals(df, ci, floatfmt)
+    pm = ["± is half the width of the run's bootstrap confidence interval (results.json METRIC_ci)."] \
+        if shown is not df else []
+    md = shown.astype(object).where(shown.notna(), None).to_markdown(index=False, floatfmt=floatfmt,
+                                                                      missingval="-")
     if caption:
         md = f"**{caption}**\n\n{md}"
-    md = "\n\n".join([md, *notes])
+    md = "\n\n".join([md, *notes, *pm])
     values = df.astype(object).where(df.notna(), None).values.tolist()
     tex = render([str(c) for c in df.columns], values, caption=caption, stem=stem, floatfmt=floatfmt, info=info,
                  better=better, notes=notes)
@@ -50,6 +56,22 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, stem: str, *, caption: st
     for path, text in zip(paths, (md + "\n", long_csv(long) if long is not None else df.to_csv(index=False), tex)):
         atomic_write_text(path, text)
     return paths
+
+
+def with_intervals(df: pd.DataFrame, ci: Sequence[Mapping | None], floatfmt: str) -> pd.DataFrame:
+    """``df`` with each number that has an interval written ``value ± half-width`` (``df`` itself if none)."""
+    if not any(ci):
+        return df
+    out = df.astype(object).copy()
+    num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+    cols = {c for row_ci in ci for c in (row_ci or {})}
+    for col in cols:  # the whole column as text, so every number keeps ``floatfmt``
+        j = out.columns.get_loc(col)
+        for i in range(len(out)):
+            v, iv = out.iat[i, j], (ci[i] or {}).get(col) if i < len(ci) else None
+            if num(v):
+                out.iat[i, j] = format(v, floatfmt) + (f" ± {format((iv[1] - iv[0]) / 2, floatfmt)}" if iv else "")
+    return out
 
 
 def long_csv(rows: Sequence[Mapping[str, Any]]) -> str:

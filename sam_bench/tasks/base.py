@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from sam_bench import options as opts
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
+from sam_bench.metrics.bootstrap import Resampler
 from sam_bench.metrics.spec import MetricSpec, directions, find_spec
 from sam_bench.metrics.tables import PlotSpec, TableSpec, check_declarations
 
@@ -55,6 +56,9 @@ class Task:
     recorded: ClassVar[tuple[str, ...]] = ()
     # the classical models ``sam-bench reproduce`` runs on this task when no --model is given
     baselines: ClassVar[tuple[str, ...]] = ()
+    # True: ``resampler`` reads the dataset (its ground truth), so ``compare`` cannot rebuild it from
+    # the saved records alone and gates that task on tolerances only
+    resample_needs_data: ClassVar[bool] = False
 
     def __init__(self, **config: Any):
         cls = self.options_class()
@@ -128,6 +132,18 @@ class Task:
         """Metrics of one dataset from its records (in any order; ranks merged)."""
         raise NotImplementedError
 
+    def resampler(self, dataset: Dataset, records: list[dict]) -> Resampler | None:
+        """``evaluate``'s metrics as a function of weights over the dataset's evaluation units (objects,
+        images), from which the runner draws bootstrap intervals and ``compare`` paired differences
+        (``sam_bench.metrics.bootstrap``); None (the default): the task has no intervals."""
+        return None
+
+    def score(self, dataset: Dataset, records: list[dict], *, resample: bool = True
+              ) -> tuple[dict[str, float], Resampler | None]:
+        """(``evaluate``, ``resampler`` or None when not ``resample``): what the runner calls. A task whose
+        resampler reuses the work of ``evaluate`` (a COCOeval's per-image matches) overrides this."""
+        return self.evaluate(dataset, records), self.resampler(dataset, records) if resample else None
+
     def aggregate(self, per_dataset: dict[str, dict[str, float]]) -> dict[str, float]:
         """Headline metrics: by default the mean over datasets of each metric (NaNs left out)."""
         keys = sorted({k for m in per_dataset.values() for k, v in m.items() if isinstance(v, (int, float))})
@@ -136,6 +152,11 @@ class Task:
             vals = [m[k] for m in per_dataset.values() if isinstance(m.get(k), (int, float)) and not math.isnan(m[k])]
             out[k] = sum(vals) / len(vals) if vals else float("nan")
         return out
+
+    def gate(self, results: dict) -> list[str]:
+        """Why a finished run fails on the task's own terms (parity beyond its tolerance), beside the
+        runner's ``failures``; one sentence each, none by default."""
+        return []
 
     @classmethod
     def outputs(cls, results: dict, out_dir: Path) -> list[Path]:

@@ -25,6 +25,7 @@ import numpy as np
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.metrics import bsds
+from sam_bench.metrics.bootstrap import Resampler
 from sam_bench.metrics.edge_nms import edge_nms
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
@@ -186,6 +187,14 @@ class EdgesTask(Task):
         out = bsds.summarize([np.asarray(r["counts"]) for r in records], n)
         out["num_annotations"] = float(sum(r["annotators"] for r in records))
         return out
+
+    def resampler(self, dataset: Dataset, records: list[dict]) -> Resampler | None:
+        """ODS / OIS / AP / R50 re-aggregated from the images' kept (T, 4) counts (unit: image)."""
+        if not records:
+            return None
+        counts = np.stack([np.asarray(r["counts"], np.float64) for r in records])
+        return Resampler(tuple(r["item"] for r in records), lambda w: bsds.summarize_weighted(counts, w),
+                         unit="image", chunk=250)
 
     # -- outputs -------------------------------------------------------------------------------
     @classmethod

@@ -31,6 +31,8 @@ from sam_bench.data.detections import (CheckedDetections, check_detections, dete
                                        read_detections)
 from sam_bench.data.validate import count_codes, detection_image_problem
 from sam_bench.errors import BadInput, ConfigError
+from sam_bench.metrics import coco_resample
+from sam_bench.metrics.bootstrap import Resampler
 from sam_bench.metrics.coco_eval import coco_mask_ap, load_gt, lvis_mask_ap, rle_encode
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
@@ -80,6 +82,7 @@ class InstancesTask(Task):
 
     Options = InstancesOptions
     baselines = ("grabcut",)
+    resample_needs_data = True  # scored against the dataset's ground truth
 
     def __init__(self, **config):
         super().__init__(**config)
@@ -184,8 +187,13 @@ class InstancesTask(Task):
         return record
 
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict:
+        return self.score(dataset, records, resample=False)[0]
+
+    def score(self, dataset: Dataset, records: list[dict], *, resample: bool = True) -> tuple[dict, Resampler | None]:
         """Mask AP against exactly the ground truth the model was given (``ground_truth``), plus
-        ``inputs``: what was scored and left out ({"gt": ..., "detections": ...}), not a metric."""
+        ``inputs``: what was scored and left out ({"gt": ..., "detections": ...}), not a metric.
+        The resampler (unit: image) re-accumulates COCO AP from the one COCOeval's per-image
+        matches (``coco_resample``), COCOeval's or LVISEval's."""
         ids = [r["image_id"] for r in records]
         results = [res for r in records for res in r["results"]]
         dropped = [(r["image_id"], a) for r in records for a in r.get("gt_left_out", [])]
@@ -200,8 +208,17 @@ class InstancesTask(Task):
         gt = ground_truth(dataset, ids, dropped)
         inputs["gt"] = gt_counts(dataset, ids, gt, dropped)
         limit = self._limit(dataset.format)
+        kept: list = []
         score = lvis_mask_ap if dataset.format == "lvis" else coco_mask_ap
-        return {**score(gt, results, image_ids=ids, max_dets=limit), "inputs": dict(sorted(inputs.items()))}
+        metrics = score(gt, results, image_ids=ids, max_dets=limit, kept=kept if resample else None)
+        res = None
+        if kept:
+            ev, item_of = kept[0], {r["image_id"]: r["item"] for r in records}
+            bl = coco_resample.blocks(ev)
+            res = Resampler(tuple(item_of[i] for i in coco_resample.layout(ev).images),
+                            lambda w: coco_resample.ap_summary(ev, bl, w), unit="image",
+                            chunk=coco_resample.replicate_chunk(ev, bl))
+        return {**metrics, "inputs": dict(sorted(inputs.items()))}, res
 
     @classmethod
     def outputs(cls, results: dict, out_dir: Path) -> list[Path]:

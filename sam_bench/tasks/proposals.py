@@ -25,6 +25,8 @@ import numpy as np
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
+from sam_bench.metrics import coco_resample
+from sam_bench.metrics.bootstrap import Resampler
 from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
@@ -121,13 +123,40 @@ class ProposalsTask(Task):
                 "matches": [[int(a), int(b), float(iou[a, b])] for a, b in zip(d, g)]}
 
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
+        return self.score(dataset, records, resample=False)[0]
+
+    def score(self, dataset: Dataset, records: list[dict], *, resample: bool = True
+              ) -> tuple[dict[str, float], Resampler | None]:
+        """AR by size and frequency group; the resampler (unit: image) reweights the evaluators' per-image
+        true positives (``coco_resample``)."""
         gt, proposals, ious = evaluator_inputs(records)
         groups = frequency_groups(dataset.categories)
-        out = mask_ar(gt, proposals, max_dets=self.config["top_k"], groups=groups, ious=ious)
+        kept: dict = {}
+        out = mask_ar(gt, proposals, max_dets=self.config["top_k"], groups=groups, ious=ious,
+                      kept=kept if resample else None)
+        res = _resampler(records, kept, ar_keys(self.config["top_k"])) if kept else None
         for key in ar_keys(self.config["top_k"], [g for g in ("frequent", "common", "rare") if g not in groups]):
             out.setdefault(key, float("nan"))
         out["proposals_per_image"] = float(np.mean([r["num_proposals"] for r in records])) if records else math.nan
+        return out, res
+
+
+def _resampler(records: list[dict], evs: dict, keys: list[str]) -> Resampler:
+    """AR of every kept evaluator ({"": all, group: ...}) under image weights, units the records' items."""
+    item_of = {r["image_id"]: r["item"] for r in records}
+    ids = evs[""].params.imgIds
+    parts = {name: (ev, coco_resample.blocks(ev)) for name, ev in evs.items()}
+    if any(list(ev.params.imgIds) != list(ids) for ev, _ in parts.values()):
+        raise ValueError("the AR evaluators of one dataset cover different images")
+
+    def compute(w: np.ndarray) -> dict[str, np.ndarray]:
+        out = coco_resample.ar_summary(*parts[""], w, keys)
+        for name, (ev, bl) in parts.items():
+            if name:
+                out[f"{keys[0]}_{name}"] = coco_resample.ar_summary(ev, bl, w, [keys[0]])[keys[0]]
         return out
+
+    return Resampler(tuple(item_of[i] for i in ids), compute, unit="image")
 
 
 def evaluator_inputs(records: list[dict]) -> tuple[dict, list[dict], dict]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
+from sam_bench.metrics.bootstrap import Resampler, weighted_mean
 from sam_bench.metrics.clicks import Click, center_click, mask_iou, next_click, number_of_clicks, random_click
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
@@ -144,12 +145,21 @@ class SinglePointTask(Task):
                          "miou_oracle_1": "1 pt oracle"}),
               TableSpec("interactive_noc", "Interactive segmentation: NoC@85 / NoC@90 (clicks, lower is better; "
                         "RITM protocol)", {"noc85": "NoC@85", "noc90": "NoC@90"}, ".2f"))
-    # Fig. 9a (per dataset) and 9c (mIoU vs points); a --compare-to run is drawn beside this one
+    # Fig. 9a (per dataset) and 9c (mIoU vs points); a --compare-to run is drawn beside this one; with
+    # an ritm run among them (this, --compare-to, or a report folder's), Fig. 9a's "model minus RITM"
     plots = (PlotSpec("fig9_single_point_bars", "dataset_bars", "fig9_single_point", metric="miou_1"),
+             PlotSpec("fig9a_minus_ritm", "dataset_delta", "fig9_single_point", metric="miou_1", baseline="ritm"),
              PlotSpec("fig9_single_point_clicks", "clicks_curves", "fig9_single_point"))
 
     Options = SinglePointOptions
     baselines = ("grabcut",)
+
+
+    def check_model(self, model) -> None:
+        super().check_model(model)
+        if model.needs_previous_mask and not self.options.feed_logits:
+            raise ConfigError(f"model {model.info.name}: its protocol feeds the previous mask back with every click "
+                              f"(RITM's evaluation); without it the numbers are not that model's. Add --feed-logits")
 
     def setup(self) -> None:
         """``--compare-to`` must name an existing results file (it is read when the plots are drawn)."""
@@ -289,6 +299,30 @@ class SinglePointTask(Task):
             out[_key(t)] = float(noc.mean())
             out[_key(t) + "_failures"] = int(failed.sum())
         return out
+
+    def resampler(self, dataset: Dataset, records: list[dict]) -> Resampler | None:
+        """mIoU and NoC as weighted means over objects (unit: (item, object id)), NoC failures as weighted
+        counts."""
+        c = self.config
+        objs = [(r["item"], o) for r in records for o in r["objects"]]
+        if not objs:
+            return None
+        ious = np.full((len(objs), c["max_clicks"]), np.nan)
+        for row, (_, o) in zip(ious, objs):
+            seq = o["ious"][: c["max_clicks"]]
+            row[: len(seq)] = seq
+        columns = {f"miou_{n}": 100 * ious[:, n - 1] for n in c["clicks"]}
+        columns["miou_oracle_1"] = 100 * np.array([o["oracle_iou_1"] for _, o in objs], np.float64)
+        failed = {}
+        for t in c["noc_thresholds"]:
+            noc, failed[_key(t) + "_failures"] = number_of_clicks(ious, t / 100, c["max_clicks"])
+            columns[_key(t)] = noc.astype(np.float64)
+
+        def compute(w: np.ndarray) -> dict[str, np.ndarray]:
+            out = {k: weighted_mean(v, w) for k, v in columns.items()}
+            return {**out, **{k: w @ v.astype(np.float64) for k, v in failed.items()}}  # counts: weighted sums
+
+        return Resampler(tuple((item, o["id"]) for item, o in objs), compute, unit="object")
 
     def aggregate(self, per_dataset: dict[str, dict[str, float]]) -> dict[str, float]:
         """Mean over datasets; object and failure counts are summed."""

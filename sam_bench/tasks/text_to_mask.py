@@ -30,7 +30,9 @@ import numpy as np
 from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import BadInput, ConfigError, SamBenchError
 from sam_bench.grounders.base import Grounder, Grounding, Query, build_grounder, grounder_class, phrase_id
-from sam_bench.metrics.refer import HIGHER_IS_BETTER, intersection_union, refer_metrics, sample_iou
+from sam_bench.metrics.bootstrap import Resampler, weighted_mean
+from sam_bench.metrics.refer import (HIGHER_IS_BETTER, THRESHOLDS, intersection_union, refer_metrics, sample_iou,
+                                     threshold_key)
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
 from sam_bench.options import Options, merge, option
@@ -170,6 +172,24 @@ class TextToMaskTask(Task):
         out["found"] = 100.0 * float(np.mean([e["prompt"] != "none" for e in exprs])) if exprs else float("nan")
         out["num_expressions"] = len(exprs)
         return out
+
+    def resampler(self, dataset: Dataset, records: list[dict]) -> Resampler | None:
+        """mIoU, Pr@t and found as weighted means, cIoU as a ratio of weighted sums (unit: expression)."""
+        exprs = [e for r in records for e in r["expressions"]]
+        if not exprs:
+            return None
+        inter = np.array([e["intersection"] for e in exprs], np.float64)
+        union = np.array([e["union"] for e in exprs], np.float64)
+        iou = sample_iou(inter, union)
+        means = {"miou": 100 * iou, "found": 100.0 * np.array([e["prompt"] != "none" for e in exprs], np.float64),
+                 **{threshold_key(t): 100.0 * (iou >= t) for t in THRESHOLDS}}
+
+        def compute(w: np.ndarray) -> dict[str, np.ndarray]:
+            tot = w @ union
+            ciou = np.where(tot > 0, 100 * (w @ inter) / np.where(tot > 0, tot, 1), 100.0)
+            return {"ciou": ciou, **{k: weighted_mean(v, w) for k, v in means.items()}}
+
+        return Resampler(tuple(e["phrase"] for e in exprs), compute, unit="expression")
 
 
 def decode(model: Any, groundings: list[Grounding], size: tuple[int, int], refine: bool = True) -> np.ndarray:
