@@ -92,6 +92,9 @@ def add_run_control_arguments(g) -> None:
                    help="exit 1 when more than this fraction of a dataset's items were skipped (default 0.05; "
                         "images a dataset card declares absent are not counted)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    from sam_bench.runner import add_prediction_argument
+
+    add_prediction_argument(g)
 
 
 def report_outcome(results: dict) -> int:
@@ -193,7 +196,7 @@ def run_main(args: argparse.Namespace) -> int:
                        dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
                        max_skip_fraction=args.max_skip_fraction, split=args.split, split_by=args.split_by,
-                       **options)
+                       save_predictions=args.save_predictions, **options)
     if results is None:
         return 0
     from sam_bench.reports.tables import print_summary
