@@ -98,6 +98,9 @@ def add_run_control_arguments(g) -> None:
                    "confidence interval, METRIC_ci in results.json (default 1000; 0: none)")
     g.add_argument("--ci", type=float, default=0.95, help="confidence interval level (default 0.95)")
     g.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap resamples (default 0)")
+    from sam_bench.runner import add_prediction_argument
+
+    add_prediction_argument(g)
 
 
 def report_outcome(results: dict) -> int:
@@ -209,7 +212,7 @@ def run_main(args: argparse.Namespace) -> int:
                        dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
                        max_skip_fraction=args.max_skip_fraction, split=args.split, split_by=args.split_by,
-                       intervals=_intervals(args), **options)
+                       intervals=_intervals(args), save_predictions=args.save_predictions, **options)
     if results is None:
         return 0
     from sam_bench.reports.tables import print_summary

@@ -93,7 +93,8 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
             log.info("reproduce: %s with %s on %s", entry["preset"], entry["model"], ", ".join(entry["datasets"]))
             results = run_task(entry["task"], model, datasets=entry["datasets"], data_root=args.data_root,
                                out=out / entry["dir"], limit=limit, progress=False if args.no_progress else None,
-                               data_options=entry["data_options"], **entry["options"])
+                               data_options=entry["data_options"],
+                               save_predictions=getattr(args, "save_predictions", True), **entry["options"])
         except NotBuilt as exc:
             entry.update(status="not run", reason=f"not available in this install: {exc}")
         except SamBenchError as exc:
@@ -170,6 +171,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--run-id", help="run folder name (default: DATE-TIME-MODEL); an existing one is resumed")
     g.add_argument("--out", help="run folder (overrides --results-dir/--run-id)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from sam_bench.runner import add_prediction_argument
+
+    add_prediction_argument(g)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -207,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
     atomic_write_json(out / MANIFEST, manifest)
     paths = write_report(out)
     failed = [e for e in entries if e["status"] == "failed"]
-    print(f"report: {out / 'report.md'} ({len(paths)} files; {sum(e['status'] == 'done' for e in entries)} runs "
+    print(f"report: {out / 'report.md'}, {out / 'report.html'} ({len(paths)} files; {sum(e['status'] == 'done' for e in entries)} runs "
           f"done, {sum(e['status'] == 'not run' for e in entries)} not run, {len(failed)} failed, "
           f"{manifest['seconds']:.0f} s)")
     if not any(e["status"] == "done" for e in entries):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -274,3 +275,33 @@ def provenance(device: Any = None) -> dict:
         "host": platform.node(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+# -- predictions: what a report draws, kept in the records ------------------------------------
+PREDICTION = "prediction"  # the record key a task fills with what its pictures need (``Task.process``)
+MAX_PREDICTION_BYTES = 256 * 1024  # a larger prediction is dropped (a warning, and the record says so)
+_log = logging.getLogger("sam_bench")
+
+
+def keep_prediction(record: dict, save: bool, where: str, limit: int = MAX_PREDICTION_BYTES) -> None:
+    """Keep ``record["prediction"]`` when ``save`` and its JSON is at most ``limit`` bytes, else
+    drop it (in place); a dropped one leaves ``prediction_dropped``: its size in bytes."""
+    pred = record.pop(PREDICTION, None)
+    if not save or pred is None:
+        return
+    size = len(dumps(pred))
+    if size > limit:
+        _log.warning("%s: its prediction takes %d bytes, over %d: not saved for the report", where, size, limit)
+        record["prediction_dropped"] = size
+        return
+    record[PREDICTION] = pred
+
+
+def prediction_sizes(lines: Iterable[dict]) -> dict:
+    """{"items", "mean_bytes", "max_bytes", "dropped", "limit_bytes"}: the saved predictions of
+    finished per-item lines (their JSON size)."""
+    records = [ln.get("record") or {} for ln in lines if ln.get("status") == "ok"]
+    sizes = [len(dumps(r[PREDICTION])) for r in records if PREDICTION in r]
+    return {"items": len(sizes), "mean_bytes": round(sum(sizes) / len(sizes), 1) if sizes else 0,
+            "max_bytes": max(sizes, default=0), "dropped": sum("prediction_dropped" in r for r in records),
+            "limit_bytes": MAX_PREDICTION_BYTES}

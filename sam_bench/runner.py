@@ -19,8 +19,8 @@ from sam_bench.data.fingerprint import changes, fingerprint, option_files
 from sam_bench.errors import BadInput, ConfigError
 from sam_bench.metrics import bootstrap
 from sam_bench.progress import track
-from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, load_json, mark_undefined,
-                               merge_items, provenance)
+from sam_bench.results import (ItemStore, SCHEMA_VERSION, atomic_write_json, config_hash, keep_prediction, load_json,
+                               mark_undefined, merge_items, prediction_sizes, provenance)
 from sam_bench.runlock import RunLock
 from sam_bench.tasks.base import Task
 from sam_bench.timing import StageTimes, Stopwatch
@@ -83,7 +83,7 @@ def _model_seconds(model: Model) -> float:
 def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
              progress: bool | None = None, restart: bool = False, max_skip_fraction: float = MAX_SKIP_FRACTION,
              data_options: dict | None = None, not_run: list[dict] | None = None,
-             intervals: bootstrap.Settings | None = None) -> dict | None:
+             intervals: bootstrap.Settings | None = None, save_predictions: bool = True) -> dict | None:
     """Run ``task`` with ``model`` over ``datasets``; write ``out/results.json``; return it (rank 0).
 
     Finished items found in ``out`` are not run again, so an interrupted run resumes where it
@@ -96,6 +96,8 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
     run's identity. ``not_run``: requested datasets that could not be opened ({"dataset", "reason"}),
     reported in the results and among the failures when nothing else ran. ``intervals``: the
     bootstrap of the metrics' confidence intervals (default ``bootstrap.Settings()``: 1000, 95%).
+    ``save_predictions``: keep each record's ``prediction`` (what the report draws; ``results.keep_prediction`` bounds
+    its size), else drop it; never part of the run's identity, never read by ``Task.evaluate``.
     """
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: give at least 1 item per dataset (or leave it out for all)")
@@ -111,12 +113,13 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
     with RunLock(out, enabled=rank == 0):
         return _evaluate(task, model, datasets, out, rank, size, limit=limit, progress=progress, restart=restart,
                          max_skip_fraction=max_skip_fraction, data_options=dict(data_options or {}),
-                         not_run=list(not_run or []), intervals=intervals)
+                         not_run=list(not_run or []), intervals=intervals, save_predictions=save_predictions)
 
 
 def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
               limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
-              data_options: dict, not_run: list[dict], intervals: bootstrap.Settings | None) -> dict | None:
+              data_options: dict, not_run: list[dict], intervals: bootstrap.Settings | None,
+              save_predictions: bool) -> dict | None:
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config, "data_options": data_options,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
@@ -149,6 +152,7 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
                 metric_s = float(record.get("metric_seconds", 0.0))
                 stages.add("postprocess", sw.seconds - (_model_seconds(model) - model_s) - metric_s)
                 stages.add("metric", metric_s)
+                keep_prediction(record, save_predictions, f"{ds.name}/{item.id}")
             except BadInput as exc:
                 log.warning("skip %s/%s: %s", ds.name, item.id, exc)
                 store.add(ds.name, item.id, skip=str(exc))
@@ -167,13 +171,14 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
     results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
     results["provenance"] = provenance(model.device)
+    results["predictions"] = prediction_sizes(lines)
     if not_run:
         results["not_run"] = not_run
     results["failures"] = failures(results, max_skip_fraction) + task.gate(results)
     atomic_write_json(out / "results.json", results)
     from sam_bench.reports.render import write_run_outputs  # the task's files, its declared tables and plots
 
-    write_run_outputs(results, out, task=type(task))
+    write_run_outputs(results, out, task=type(task), datasets=datasets)
     return results
 
 
@@ -255,6 +260,13 @@ def summarise(task: Task, model_info: dict, datasets: list[Dataset], lines: list
             "bootstrap": {**intervals.as_dict(), "units": units}}
 
 
+def add_prediction_argument(group) -> None:
+    """``--no-save-predictions``, the one spelling of ``save_predictions`` (``run`` and ``reproduce``)."""
+    group.add_argument("--no-save-predictions", dest="save_predictions", action="store_false",
+                       help="do not keep each item's prediction (masks as RLE, edge maps) in items.jsonl; "
+                            "report.html then has tables and plots but no gallery (never changes a metric)")
+
+
 def resolve_data_options(*layers: dict | None) -> dict:
     """The run's data options: later layers over earlier ones (task defaults, dict, named), unset (None) left out."""
     out: dict = {}
@@ -269,14 +281,15 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
              model_options: dict | None = None, progress: bool | None = None, restart: bool = False,
              max_skip_fraction: float = MAX_SKIP_FRACTION, split: str | None = None, split_by: str | None = None,
              subsample: bool | None = None, subsample_seed: int | None = None, data_options: dict | None = None,
-             intervals: bootstrap.Settings | None = None, **options: Any) -> dict | None:
+             intervals: bootstrap.Settings | None = None, save_predictions: bool = True, **options: Any) -> dict | None:
     """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
 
     ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
     task's own settings (what its command-line options set). The data options (``split``,
     ``split_by``, ``subsample``, ``subsample_seed``, and readers' own in ``data_options``, e.g. a
     folder mask ``threshold``) go straight to the data layer (``catalog.open_for_run``), over the
-    task's ``data_defaults``, and are recorded in the run's identity.
+    task's ``data_defaults``, and are recorded in the run's identity. ``save_predictions``: see
+    ``evaluate``.
     """
     from sam_bench import registry
     from sam_bench.data import catalog
@@ -297,4 +310,5 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     opened = catalog.open_for_run(specs, data_root, data)
     return evaluate(task_obj, model, opened, out, limit=limit, progress=progress, restart=restart,
                     max_skip_fraction=max_skip_fraction, data_options=data,
-                    not_run=[{"dataset": n, "reason": r} for n, r in absent], intervals=intervals)
+                    not_run=[{"dataset": n, "reason": r} for n, r in absent], intervals=intervals,
+                    save_predictions=save_predictions)

@@ -76,8 +76,9 @@ def test_perfect_proposals_give_ar_100_and_absent_images_are_skips(tmp_path):
     assert plain == pytest.approx({**{k: 100.0 for k in KEYS}, "proposals_per_image": 37.0})
     assert m["metrics"]["ar1000_ci"] == pytest.approx([100.0, 100.0])  # every resample is perfect too
     assert m["num_items"] == 3 and [s["item"] for s in m["skips"]] == ["103"]
-    lines = (tmp_path / "run" / "items.jsonl").read_text()
-    assert "segmentation" not in lines and "counts" not in lines  # records stay small
+    records = [json.loads(ln)["record"] for ln in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
+    shown = [r.pop("prediction")["masks"] for r in records]  # the report's top masks, and no other RLE
+    assert [len(s) for s in shown] == [20] * 3 and "counts" not in json.dumps(records)  # records stay small
     table = (tmp_path / "run" / "table4_proposals.md").read_text()
     assert "gt-proposals" in table and "ViTDet-H" in table and "59.3" in table
 

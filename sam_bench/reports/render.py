@@ -119,13 +119,18 @@ def task_files(results: dict, out_dir: str | Path, known: dict | None = None) ->
     return cls.outputs(results, Path(out_dir)) if cls is not None else []
 
 
-def write_run_outputs(results: dict, out_dir: str | Path, task: type | None = None) -> list[Path]:
-    """One run's files in its folder: the task's own files, its declared tables and plots; a
-    ``compare_to`` results.json in its settings is drawn beside it in the plots. ``task``: the
-    run's task class when it is not in the registry."""
+def write_run_outputs(results: dict, out_dir: str | Path, task: type | None = None,
+                      datasets: list | None = None) -> list[Path]:
+    """One run's files in its folder: the task's own files, its declared tables and plots, and
+    ``report.html`` with them and its gallery; a ``compare_to`` results.json in its settings is
+    drawn beside it in the plots. ``task``: the run's task class when it is not in the registry;
+    ``datasets``: the run's opened datasets, which the gallery draws from (else it reopens them)."""
+    from sam_bench.reports.html import write_run_page
+
     known = {results.get("task"): task} if task is not None else None
     paths = task_files(results, out_dir, known)
-    return paths + write_tables([run_entry(results, out_dir)], out_dir, extra=_compare_to(results), known=known)[0]
+    written, md = write_tables([run_entry(results, out_dir)], out_dir, extra=_compare_to(results), known=known)
+    return paths + written + [write_run_page(results, out_dir, md, datasets)]
 
 
 def _compare_to(results: dict) -> list[dict]:

@@ -216,7 +216,9 @@ def write_report(run_dir: str | Path, *, task_tables: bool = False) -> list[Path
            "tables need `\\usepackage{booktabs}`; each has a `\\label{tab:STEM}`; the paper tables' `.csv` files "
            "are long form (method, source, dataset, metric, value, items).", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(md))
-    return paths + [run_dir / "report.md"]
+    from sam_bench.reports.html import write_folder_page
+
+    return paths + [run_dir / "report.md", write_folder_page(run_dir, "\n".join(md), entries)]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -227,5 +229,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     paths = write_report(args.run_dir, task_tables=not args.no_task_outputs)
-    print(f"report: {Path(args.run_dir) / 'report.md'} ({len(paths)} files written)")
+    print(f"report: {Path(args.run_dir) / 'report.md'}, {Path(args.run_dir) / 'report.html'} ({len(paths)} files "
+          f"written)")
     return 0

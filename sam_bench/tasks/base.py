@@ -125,7 +125,9 @@ class Task:
         """The record for one item; the model's image is already set to ``sample.image``.
 
         A record may say how long its per-item metric work took (``metric_seconds``), so the
-        runner's stage times count it as metric, not post-processing."""
+        runner's stage times count it as metric, not post-processing. It may carry what the report
+        draws under ``prediction`` (small: RLE masks, boxes; ``sam_bench.results.PREDICTION``),
+        which ``evaluate`` never reads and the runner drops under ``--no-save-predictions``."""
         raise NotImplementedError
 
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:

@@ -10,7 +10,10 @@ Record per image: the (T, 4) counts [cntR, sumR, cntP, sumP] and the image's bes
 interpolated), its threshold, recall and precision; with ``save_edges`` also the final map as a
 base64 8-bit PNG, which ``outputs`` writes to ``OUT/edges/<id>.png`` (readable by
 ``--model edges-from:OUT/edges --no-nms`` or any other BSDS benchmark; 8-bit quantisation can move
-the metrics in the third decimal).
+the metrics in the third decimal). For the report the record's ``prediction`` holds the map as
+``levels_png``: per pixel the number of benchmark thresholds it reaches (0..T, a base64 PNG), so
+binarising it at any threshold gives exactly the benchmark's map; ``outputs`` writes it at its
+dataset's ODS threshold, thinned, as drawn, to ``OUT/edges/ods/<id>.png``.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ class EdgesTask(Task):
         f, thr, rr, pp = bsds.max_f(bsds.thresholds(len(counts)), r, p)
         rec = {"counts": counts.tolist(), "f": f, "threshold": thr, "recall": rr, "precision": pp,
                "annotators": len(gts), "metric_seconds": bench_s}
+        rec["prediction"] = {"levels_png": encode_levels(final, self.config["thresholds"])}
         if self.config["save_edges"]:
             rec["edge_png"] = encode_png(final)
         return rec
@@ -199,8 +203,10 @@ class EdgesTask(Task):
     # -- outputs -------------------------------------------------------------------------------
     @classmethod
     def outputs(cls, results: dict, out_dir: Path) -> list[Path]:
-        """The saved edge maps (``--save-edges``); Table 3 and the PR curves are declared above."""
-        return write_saved_edges(Path(out_dir)) if results.get("config", {}).get("save_edges") else []
+        """The saved edge maps (``--save-edges``) and the drawn ODS maps of the saved predictions;
+        Table 3 and the PR curves are declared above."""
+        saved = write_saved_edges(Path(out_dir)) if results.get("config", {}).get("save_edges") else []
+        return saved + write_ods_maps(results, Path(out_dir))
 
 
 def encode_png(edge: np.ndarray) -> str:
@@ -223,5 +229,51 @@ def write_saved_edges(out_dir: Path) -> list[Path]:
         if line.get("status") == "ok" and png:
             path = out_dir / "edges" / f"{line['item']}.png"
             atomic_write_bytes(path, base64.b64decode(png))
+            written.append(path)
+    return written
+
+
+def encode_levels(edge: np.ndarray, n_thresholds: int) -> str:
+    """An (H, W) [0, 1] map as a base64 PNG of the number of the ``n_thresholds`` benchmark thresholds
+    each pixel reaches (``>=``): 8-bit up to 255 thresholds, else 16-bit; pixels below the lowest are 0."""
+    import cv2
+
+    levels = np.searchsorted(bsds.thresholds(n_thresholds), edge, side="right")
+    ok, buf = cv2.imencode(".png", levels.astype(np.uint8 if n_thresholds < 256 else np.uint16))
+    if not ok:
+        raise ConfigError("cannot encode an edge map as PNG")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def ods_map(levels_png: str, threshold: float, n_thresholds: int, thinning: bool = True) -> np.ndarray:
+    """(H, W) bool: an ``encode_levels`` map binarised at ``threshold`` (exactly the benchmark's map at one
+    of its thresholds; between two, at the next one up) and, as the benchmark does, thinned."""
+    import cv2
+    from skimage.morphology import thin
+
+    levels = cv2.imdecode(np.frombuffer(base64.b64decode(levels_png), np.uint8), cv2.IMREAD_UNCHANGED)
+    need = int(np.searchsorted(bsds.thresholds(n_thresholds), threshold - 1e-9)) + 1
+    edge = levels >= need
+    return thin(edge) if thinning else edge
+
+
+def write_ods_maps(results: dict, out_dir: Path) -> list[Path]:
+    """``OUT/edges/ods/<item>.png`` (0/255): each saved prediction at its dataset's ODS threshold."""
+    import cv2
+
+    from sam_bench.results import PREDICTION, atomic_write_bytes, merge_items
+
+    config = results.get("config", {})
+    thin, n = config.get("thinning", True), config.get("thresholds", 99)
+    written = []
+    for line in merge_items(sorted(out_dir.glob("items*.jsonl"))):
+        png = ((line.get("record") or {}).get(PREDICTION) or {}).get("levels_png")
+        t = results.get("datasets", {}).get(line["dataset"], {}).get("metrics", {}).get("ods_threshold")
+        if line.get("status") != "ok" or not png or not isinstance(t, (int, float)) or t != t:
+            continue
+        ok, buf = cv2.imencode(".png", ods_map(png, t, n, thin).astype(np.uint8) * 255)
+        if ok:
+            path = out_dir / "edges" / "ods" / f"{line['item']}.png"
+            atomic_write_bytes(path, buf.tobytes())
             written.append(path)
     return written

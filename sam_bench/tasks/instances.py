@@ -8,7 +8,8 @@ back for a single mask (``--no-refine`` skips it). Score = detector score (groun
 by pycocotools' COCOeval or the lvis LVISEval by ``Dataset.format`` against exactly the ground
 truth the model was given: the annotations that passed the reader's open-time checks
 (``Dataset.gt``), less those that rasterised to empty masks on loading, restricted to the
-evaluated images. ``outputs`` also writes every dataset's results as
+evaluated images; its ``prediction`` (for the report) holds the prompted boxes, XYXY, in the
+order of the results. ``outputs`` also writes every dataset's results as
 ``segm_results.<dataset>.json`` for other tools.
 
 Detections are checked entry by entry when the file is read and against each dataset in
@@ -179,7 +180,8 @@ class InstancesTask(Task):
         rles, refined = self.segment(model, boxes) if len(boxes) else ([], True)
         record = {"image_id": item.image_id,
                   "results": [{"image_id": item.image_id, "category_id": c, "segmentation": r, "score": s}
-                              for c, r, s in zip(cats, rles, scores)]}
+                              for c, r, s in zip(cats, rles, scores)],
+                  "prediction": {"boxes": np.round(boxes, 1).tolist()}}
         if not refined:
             record["refine_skipped"] = True
         if item.meta.get("dropped_empty_annotations"):

@@ -8,7 +8,8 @@ score for the evaluator (score = (K - rank) / K).
 
 Record per image, kept small (no RLEs): the image's annotations ``[id, category, area, crowd]``,
 ``num_proposals``, and the proposals that reach IoU >= 0.5 with some annotation ``[rank, area]``
-with their IoUs ``[rank, annotation index, IoU]`` (``mask_ious``: the values ``pycocotools.mask.iou``
+with their IoUs ``[rank, annotation index, IoU]``, and for the report ``prediction`` {"masks": the top
+``SHOWN`` proposals as COCO RLE, best first} (``mask_ious``: the values ``pycocotools.mask.iou``
 gives, computed on the masks' device without RLE-encoding 1000 masks). ``evaluate`` hands
 exactly these to pycocotools' COCOeval (``sam_bench.metrics.coco_eval.mask_ar``): a proposal
 with every IoU below 0.5 matches nothing at any threshold and leaves recall unchanged, so AR equals
@@ -27,13 +28,14 @@ from sam_bench.data.base import Dataset, Item, Sample
 from sam_bench.errors import ConfigError
 from sam_bench.metrics import coco_resample
 from sam_bench.metrics.bootstrap import Resampler
-from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious
+from sam_bench.metrics.coco_eval import MIN_IOU, ar_keys, frequency_groups, mask_ar, mask_ious, rle_encode
 from sam_bench.metrics.spec import MetricSpec
 from sam_bench.metrics.tables import PlotSpec, TableSpec
 from sam_bench.options import Options, option
 from sam_bench.tasks.base import Task
 
 RANKINGS = ("score_stability_mean", "score", "random")
+SHOWN = 20  # top proposals kept per image for the report
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ class ProposalsTask(Task):
                 "gt": [[i.id, i.category_id, float(i.area if i.area is not None else m.sum()), int(i.iscrowd)]
                        for i, m in zip(gts, gt_masks)],
                 "proposals": [[int(k), int(a)] for k, a in zip(kept, areas)],
-                "matches": [[int(a), int(b), float(iou[a, b])] for a, b in zip(d, g)]}
+                "matches": [[int(a), int(b), float(iou[a, b])] for a, b in zip(d, g)],
+                "prediction": {"masks": rle_encode(masks[:SHOWN])}}
 
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
         return self.score(dataset, records, resample=False)[0]

@@ -16,7 +16,9 @@ are ignored pixels: never clicked, left out of every IoU. Objects that cannot be
 wrong size, entirely ignored) are listed in the record with the reason.
 
 Record per image: ``objects`` [{id, area, ious (after each click, fractions), oracle_iou_1,
-clicks [[x, y, positive]]}] and ``skipped_objects`` [{id, reason}]. Metrics per dataset (mIoU in
+clicks [[x, y, positive]]}], ``skipped_objects`` [{id, reason}] and, for the report,
+``prediction`` {"masks": [{id, first, last}]}: each object's mask after click 1 and after its last
+click as COCO RLE. Metrics per dataset (mIoU in
 percent): ``miou_N`` per N in ``--clicks``, ``miou_oracle_1``, ``nocT`` (mean clicks to reach T%
 IoU, failures counted as ``--max-clicks``), ``nocT_failures``, ``num_objects``,
 ``num_skipped_objects``.
@@ -200,13 +202,15 @@ class SinglePointTask(Task):
             log.warning("%s: one object of a %dx%d image needs about %.1f GiB, over --object-memory %g; "
                         "running one object at a time", item.id, w, h, bytes_per_object(h, w) / GIB,
                         self.config["object_memory"])
+        masks: list[dict] = []
         for start in range(0, len(objects), step):
             part = objects[start:start + step]
             gts = np.stack([inst.mask() for inst in insts[start:start + step]])
             firsts = [self._first_click(item, obj["id"], gt, ignore) for obj, gt in zip(part, gts)]
             for obj, res in zip(part, self._simulate(model, gts, ignore, firsts)):
+                masks.append({"id": obj["id"], "first": res.pop("first"), "last": res.pop("last")})
                 obj.update(res)
-        return {"objects": objects, "skipped_objects": skipped}
+        return {"objects": objects, "skipped_objects": skipped, "prediction": {"masks": masks}}
 
     def _ignore_region(self, item: Item, sample: Sample) -> np.ndarray | None:
         """(H, W) bool: the dataset's ignore mask plus crowd instances; None if nothing is ignored."""
@@ -229,7 +233,9 @@ class SinglePointTask(Task):
         return random_click(gt, rng, ignore)
 
     def _simulate(self, model, gts: np.ndarray, ignore: np.ndarray | None, firsts: list[Click]) -> list[dict]:
-        """Click loop for B objects (gts (B, H, W) bool) on the model's current image."""
+        """Click loop for B objects (gts (B, H, W) bool) on the model's current image; each result
+        also holds the object's masks after click 1 and its last click (``first``, ``last``: RLE)."""
+        from sam_bench.data.masks import encode
         c = self.config
         n_min, n_max, target = c["clicks"][-1], c["max_clicks"], max(c["noc_thresholds"]) / 100
         b = len(gts)
@@ -238,6 +244,8 @@ class SinglePointTask(Task):
         for i, f in enumerate(firsts):
             clicked[i, f.y, f.x] = True
         ious: list[list[float]] = [[] for _ in range(b)]
+        first: list[dict | None] = [None] * b
+        last: list[dict | None] = [None] * b
         oracle = np.zeros(b)
         low_res = None
         active = list(range(b))
@@ -264,11 +272,15 @@ class SinglePointTask(Task):
             still = []
             for a, i in enumerate(active):
                 ious[i].append(float(iou_k[a]))
+                if k == 1:
+                    first[i] = encode(masks[a])
                 if k >= n_max or (k >= n_min and iou_k[a] >= target):
+                    last[i] = encode(masks[a])
                     continue
                 nxt = next_click(gts[i], masks[a], ignore, clicked[i])
                 if nxt is None:  # nothing left to correct: the mask stays as it is
                     ious[i].extend([float(iou_k[a])] * max(0, n_min - k))
+                    last[i] = encode(masks[a])
                     continue
                 clicks[i].append(nxt)
                 clicked[i, nxt.y, nxt.x] = True
@@ -276,7 +288,7 @@ class SinglePointTask(Task):
             active = still
             if not active:
                 break
-        return [{"ious": ious[i], "oracle_iou_1": float(oracle[i]),
+        return [{"ious": ious[i], "oracle_iou_1": float(oracle[i]), "first": first[i], "last": last[i],
                  "clicks": [[q.x, q.y, int(q.positive)] for q in clicks[i]]} for i in range(b)]
 
     # -- one dataset ---------------------------------------------------------------------

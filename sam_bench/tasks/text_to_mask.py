@@ -13,7 +13,8 @@ and/or points are decoded by the model (multimask, highest predicted IoU; a box 
 refinement pass feeding that mask's logits back, as in the instances task, unless
 ``--no-refine``), or its mask is taken as is; nothing found scores an empty mask. Metrics
 (``sam_bench.metrics.refer``): mIoU, cIoU, Pr@0.5/0.7/0.9 in percent, plus ``found`` (percent of
-expressions the grounder answered).
+expressions the grounder answered). A record's ``prediction`` (for the report) holds, per expression,
+the chosen mask (COCO RLE) and the grounder's box (XYXY, or None).
 """
 
 from __future__ import annotations
@@ -163,7 +164,10 @@ class TextToMaskTask(Task):
             exprs.append({"phrase": q.phrase_id, "text": q.text, "instance": q.instance.id, "prompt": g.prompt,
                           "score": None if math.isnan(g.score) else g.score, "intersection": i, "union": u,
                           "iou": v, **g.extra})
-        return {"expressions": exprs}
+        from sam_bench.data.masks import encode_many
+
+        boxes = [None if g.box is None else np.round(np.asarray(g.box, float), 1).tolist() for g in groundings]
+        return {"expressions": exprs, "prediction": {"masks": encode_many(pred), "boxes": boxes}}
 
     # -- one dataset --------------------------------------------------------------------------
     def evaluate(self, dataset: Dataset, records: list[dict]) -> dict[str, float]:
