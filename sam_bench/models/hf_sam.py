@@ -4,8 +4,9 @@
 found in the local hub cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``), or a folder written by
 ``save_pretrained`` (config.json, weights, preprocessor_config.json); nothing is downloaded.
 ``--untrained`` builds the architecture from ``SamConfig`` (option ``variant``: vit_b, vit_l,
-vit_h) with random weights. Prompts are batched along the image axis (the image embedding is expanded, not copied),
-so every prompt may carry its own points, box and mask input.
+vit_h; ``hq=true``: ``SamHQModel`` from ``SamHQConfig``) with random weights. Prompts are
+batched along the image axis (the image embedding is expanded, not copied), so every prompt may
+carry its own points, box and mask input.
 """
 
 from __future__ import annotations
@@ -139,15 +140,27 @@ def resolve_hf(model: str, ref: str) -> tuple[Path, str | None]:
     return snap, snap.name
 
 
+def _untrained(variant: str, hq: bool):
+    """A transformers SamModel (``hq``: SamHQModel) of ``variant``, as the default init leaves it."""
+    if not hq:
+        from transformers import SamConfig, SamModel
+        from transformers.models.sam.configuration_sam import SamVisionConfig
+
+        return SamModel(SamConfig(vision_config=SamVisionConfig(**VARIANTS[variant]).to_dict()))
+    from transformers import SamHQConfig, SamHQModel, SamHQVisionConfig
+
+    vision = SamHQVisionConfig(**VARIANTS[variant])
+    return SamHQModel(SamHQConfig(vision_config=vision.to_dict(), mask_decoder_config={"vit_dim": vision.hidden_size}))
+
+
 @declare("hf-sam", choices={"variant": tuple(VARIANTS)})
 def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
                  path: str | None = None, variant: str = "vit_b", seed: int = 0, hq_token_only: bool = False,
-                 prompt_batch: int | None = None) -> HFSamModel:
+                 hq: bool = False, prompt_batch: int | None = None) -> HFSamModel:
     """``hf-sam``: a model id in the local HF cache or a saved folder (``--checkpoint`` or ``path``), or
-    ``--untrained`` (``variant``, ``seed``); ``hq_token_only`` for SamHQ models."""
+    ``--untrained`` (``variant``, ``seed``; ``hq``: a ``SamHQModel``); ``hq_token_only`` for SamHQ models."""
     try:
-        from transformers import SamConfig, SamImageProcessor, SamModel
-        from transformers.models.sam.configuration_sam import SamVisionConfig
+        from transformers import SamImageProcessor, SamModel
     except ImportError as exc:
         raise NotBuilt(f"hf-sam needs transformers: pip install 'sam-bench[hf]' ({exc})") from exc
     from sam_bench.config import resolve_device, resolve_dtype
@@ -160,10 +173,12 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
     if untrained:
         if ref:
             raise ConfigError("--untrained and --checkpoint exclude each other")
-        config = SamConfig(vision_config=SamVisionConfig(**VARIANTS[variant]).to_dict())
-        model = random_init(lambda: SamModel(config), seed)
+        model = random_init(lambda: _untrained(variant, hq), seed)
         info = model_info("hf-sam", None, None, True, dtype, seed, variant=variant)
         return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only)
+    if hq:
+        raise ConfigError("hf-sam: option hq=true builds a SamHQModel with --untrained; a checkpoint's "
+                          "config.json says itself whether it is one")
     if not ref:
         raise CheckpointError("hf-sam needs --checkpoint DIR (a folder saved with save_pretrained) or --checkpoint ID "
                               "(a Hugging Face model id in the local cache, e.g. facebook/sam-vit-base), or --untrained")
