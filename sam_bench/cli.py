@@ -30,6 +30,7 @@ EPILOG = """examples:
   sam-bench run single-point --model grabcut --dataset GrabCut Berkeley --data-root ../shared/data
   sam-bench run edges --model sam_vit_h --checkpoint sam_vit_h_4b8939.pth --dataset BSDS500 --split test
   sam-bench run proposals --model sam_vit_b --untrained --limit 2     # code path, random weights
+  sam-bench run proposals,instances --model sam_vit_b --untrained --dataset LVIS --limit 2  # one encoder pass
   sam-bench compare results/baseline runs/new --tolerance 0.5
 """
 
@@ -49,6 +50,26 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="a model's own option, e.g. variant=t for sam2 (repeatable; each model's options and "
                         "defaults: `sam-bench models list`); recorded in results.json")
+    add_cache_arguments(g)
+
+
+def add_cache_arguments(g) -> None:
+    """The embedding cache's options (``sam_bench.models.embedding_cache``)."""
+    g.add_argument("--embedding-cache", metavar="DIR", help="keep encoder outputs in DIR and reuse them on a later "
+                   "run of the same model, weights, dtype and device on the same image (default: "
+                   "$SAM_BENCH_EMBEDDING_CACHE; none)")
+    g.add_argument("--embedding-cache-size", metavar="SIZE", help="bound DIR (e.g. 20G), least recently used "
+                   "entries removed first (default: $SAM_BENCH_EMBEDDING_CACHE_SIZE; unbounded)")
+    g.add_argument("--embedding-cache-dtype", choices=["native", "bf16", "fp16"], default="native",
+                   help="storage precision: native (the encoder's own; hits are bit-identical) or half (half the "
+                        "disk, outputs change slightly)")
+
+
+def embedding_cache(args: argparse.Namespace):
+    """The EmbeddingCache the arguments (or the environment) name, or None."""
+    from sam_bench.models.embedding_cache import EmbeddingCache
+
+    return EmbeddingCache.from_env(args.embedding_cache, args.embedding_cache_size, args.embedding_cache_dtype)
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -212,7 +233,8 @@ def run_main(args: argparse.Namespace) -> int:
                        dtype=args.dtype, prompt_batch=args.prompt_batch, model_options=model_options,
                        progress=False if args.no_progress else None, restart=args.restart,
                        max_skip_fraction=args.max_skip_fraction, split=args.split, split_by=args.split_by,
-                       intervals=_intervals(args), save_predictions=args.save_predictions, **options)
+                       intervals=_intervals(args), save_predictions=args.save_predictions,
+                       embedding_cache=embedding_cache(args), **options)
     if results is None:
         return 0
     from sam_bench.reports.tables import print_summary
@@ -236,6 +258,12 @@ def _chosen(argv: list[str], names) -> str | None:
             continue
         return word if word in names else None
     return None
+
+
+def _several(rest: list[str]) -> list[str] | None:
+    """The task names of ``run A,B[,...]`` (None: one task)."""
+    word = next((w for w in rest if not w.startswith("-")), "")
+    return [w for w in word.split(",") if w] if "," in word else None
 
 
 def load_plugins(modules: list[str]) -> None:
@@ -292,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--plugin", action="append", default=[])
         load_plugins(pre.parse_known_args(argv)[0].plugin)
+        many = _chosen(argv, VERBS) == "run" and _several(argv[argv.index("run") + 1:])
+        if many:
+            from sam_bench.cli_multi import run_many
+
+            return run_many(many, argv, sys.modules[__name__])
         parser = build_parser(argv)
         args, unknown = parser.parse_known_args(argv)
         if unknown and not (args.verb == "run" and getattr(args, "task_cls", 0) is None):

@@ -23,7 +23,8 @@ absent (the tables say so).
 
 Each run goes to ``OUT/<preset>-<model>/`` and resumes if interrupted: rerun with the same
 ``--run-id`` (or ``--out``). Presets that come out identical (same task, model, data and
-settings) run once. ``--quick`` runs a few items per dataset with the lighter settings each task
+settings) run once; presets of one model on the same images (proposals, its single-output
+ablation and instances on LVIS) run in one pass, each image encoded once (``--no-share``: not). ``--quick`` runs a few items per dataset with the lighter settings each task
 declares on its options (``option(..., quick=...)``; CI).
 
 examples:
@@ -66,7 +67,8 @@ def task_declarations() -> dict[str, tuple[tuple[str, ...], dict]]:
 
 
 def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: dict) -> None:
-    """Run the planned entries in order, saving the manifest after each."""
+    """Run the planned entries in order, saving the manifest after each; entries of one model on the
+    same datasets run in one pass (each image encoded once) unless ``--no-share``."""
     from sam_bench import registry
     from sam_bench.models.base import build_model
     from sam_bench.presets import load_presets
@@ -81,6 +83,7 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
         if twin is not None:
             entry.update(status="done", dir=twin["dir"], reason=f"identical to {twin['preset']}: results shared")
             continue
+        group = [entry] if args.no_share else sharing(entries, entry)
         task_cls = registry.get_task(entry["task"])
         t0 = time.perf_counter()
         try:
@@ -90,27 +93,74 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
             if why:
                 entry.update(status="not run", reason=why)
                 continue
+            if len(group) > 1:
+                group = [e for e in group if _fits(e, presets, model)]
+            if len(group) > 1:
+                _run_shared(group, model, args, out, limit)
+                continue
             log.info("reproduce: %s with %s on %s", entry["preset"], entry["model"], ", ".join(entry["datasets"]))
             results = run_task(entry["task"], model, datasets=entry["datasets"], data_root=args.data_root,
                                out=out / entry["dir"], limit=limit, progress=False if args.no_progress else None,
-                               data_options=entry["data_options"],
+                               data_options=entry["data_options"], embedding_cache=args.embedding_cache,
                                save_predictions=getattr(args, "save_predictions", True), **entry["options"])
         except NotBuilt as exc:
             entry.update(status="not run", reason=f"not available in this install: {exc}")
         except SamBenchError as exc:
             log.error("reproduce: %s with %s failed: %s", entry["preset"], entry["model"], exc)
-            entry.update(status="failed", reason=str(exc))
+            for e in group:
+                e.update(status="failed", reason=str(exc))
         else:
-            if results and results.get("failures"):
-                log.error("reproduce: %s with %s failed: %s", entry["preset"], entry["model"],
-                          "; ".join(results["failures"]))
-                entry.update(status="failed", reason="; ".join(results["failures"]))
-            else:
-                entry.update(status="done", untrained=bool(results and results.get("untrained")))
+            _outcome(entry, results)
         finally:
-            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            for e in group:  # a shared pass's time is its first entry's
+                e["seconds"] = round(time.perf_counter() - t0, 2) if e is entry else e.get("seconds", 0.0)
             manifest["runs"] = entries
             atomic_write_json(out / MANIFEST, manifest)
+
+
+def sharing(entries: list[dict], entry: dict) -> list[dict]:
+    """``entry`` and the planned entries after it with the same model, model options, datasets and
+    data options (so the same images), none a twin of another: they run in one pass."""
+    key = lambda e: (e["model"], e.get("model_options"), e["datasets"], e["data_options"])
+    group = [entry]
+    for e in entries[entries.index(entry) + 1:]:
+        if e["status"] == "planned" and key(e) == key(entry) and not any(same_run(e, g) for g in group):
+            group.append(e)
+    return group
+
+
+def _fits(entry: dict, presets: dict, model) -> bool:
+    from sam_bench import registry
+
+    why = model_fits(entry, presets.get(entry["preset"], {}), model, registry.get_task(entry["task"]))
+    if why:
+        entry.update(status="not run", reason=why)
+    return not why
+
+
+def _run_shared(group: list[dict], model, args: argparse.Namespace, out: Path, limit: int | None) -> None:
+    """The entries of ``group`` in one pass over their images (``sam_bench.multitask``)."""
+    from sam_bench.multitask import run_tasks
+
+    names = [e["preset"] for e in group]
+    log.info("reproduce: %s with %s on %s, in one pass", " + ".join(names), group[0]["model"],
+             ", ".join(group[0]["datasets"]))
+    specs = [{"task": e["task"], "out": out / e["dir"], "options": e["options"], "datasets": e["datasets"],
+              "data_options": e["data_options"], "limit": limit} for e in group]
+    results = run_tasks(specs, model, data_root=args.data_root, progress=False if args.no_progress else None,
+                        embedding_cache=args.embedding_cache, save_predictions=getattr(args, "save_predictions", True))
+    for e, res in zip(group, results):
+        e["shared_pass"] = [n for n in names if n != e["preset"]]
+        _outcome(e, res)
+
+
+def _outcome(entry: dict, results: dict | None) -> None:
+    """Mark an entry done, or failed with the run's failures."""
+    if results and results.get("failures"):
+        log.error("reproduce: %s with %s failed: %s", entry["preset"], entry["model"], "; ".join(results["failures"]))
+        entry.update(status="failed", reason="; ".join(results["failures"]))
+    else:
+        entry.update(status="done", untrained=bool(results and results.get("untrained")))
 
 
 def command_line(args: argparse.Namespace, out: Path) -> str:
@@ -174,6 +224,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from sam_bench.runner import add_prediction_argument
 
     add_prediction_argument(g)
+    g.add_argument("--no-share", action="store_true", help="run every preset on its own, even those on the same "
+                   "images (default: those run in one pass, each image encoded once)")
+    g.add_argument("--embedding-cache", metavar="DIR", help="keep encoder outputs in DIR for later runs (default: "
+                   "$SAM_BENCH_EMBEDDING_CACHE; none)")
 
 
 def main(args: argparse.Namespace) -> int:

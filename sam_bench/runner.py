@@ -77,7 +77,10 @@ def unique_names(datasets: list[Dataset]) -> None:
 
 
 def _model_seconds(model: Model) -> float:
-    return model.encoder_seconds + model.decoder_seconds
+    from sam_bench.models.embedding_cache import cache_of
+
+    cache = cache_of(model)
+    return model.encoder_seconds + model.decoder_seconds + (cache.load_seconds if cache is not None else 0.0)
 
 
 def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | Path, *, limit: int | None = None,
@@ -116,10 +119,9 @@ def evaluate(task: Task, model: Model, datasets: Iterable[Dataset], out: str | P
                          not_run=list(not_run or []), intervals=intervals, save_predictions=save_predictions)
 
 
-def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
-              limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
-              data_options: dict, not_run: list[dict], intervals: bootstrap.Settings | None,
-              save_predictions: bool) -> dict | None:
+def begin(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, *, limit: int | None,
+          restart: bool, data_options: dict) -> None:
+    """Write (or check, to resume) ``out/run.json``: the run's identity and input fingerprints (rank 0)."""
     header = {"task": task.name, "model": model.info.as_dict(), "config": task.config, "data_options": data_options,
               "datasets": [d.name for d in datasets], "limit": limit,
               "config_hash": config_hash({"task": task.name, "config": task.scoring_config(task.config), "limit": limit,
@@ -131,6 +133,13 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
         if restart:
             _restart(out)
         _check_resume(out, header)
+
+
+def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank: int, size: int, *,
+              limit: int | None, progress: bool | None, restart: bool, max_skip_fraction: float,
+              data_options: dict, not_run: list[dict], intervals: bootstrap.Settings | None,
+              save_predictions: bool) -> dict | None:
+    begin(task, model, datasets, out, rank, limit=limit, restart=restart, data_options=data_options)
     distributed.barrier()
     store = ItemStore(_items_path(out, rank, size))
     t_start = time.perf_counter()
@@ -161,14 +170,27 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
     distributed.barrier()
     if rank != 0:
         return None
+    stages.add("encoder", model.encoder_seconds, model.encoder_calls)
+    stages.add("decoder", model.decoder_seconds, model.decoder_calls)
+    from sam_bench.models.embedding_cache import cache_of
+
+    cache = cache_of(model)
+    if cache is not None:
+        stages.add("embedding_cache", cache.load_seconds, cache.hits)
+    return finish(task, model, datasets, out, stages, model.latency(), t_start, size, limit=limit,
+                  max_skip_fraction=max_skip_fraction, data_options=data_options, not_run=not_run, intervals=intervals)
+
+
+def finish(task: Task, model: Model, datasets: list[Dataset], out: Path, stages: StageTimes, latency: dict,
+           t_start: float, size: int, *, limit: int | None, max_skip_fraction: float, data_options: dict,
+           not_run: list[dict], intervals: bootstrap.Settings | None = None) -> dict:
+    """Merge the ranks' items, score them, write ``out/results.json`` (with ``latency``) and the task's outputs."""
     lines = merge_items(sorted(out.glob("items*.jsonl")))
     with Stopwatch() as sw:
         results = summarise(task, model.info.as_dict(), datasets, lines, limit=limit, data_options=data_options,
                             intervals=intervals)
     stages.add("metric", sw.seconds)
-    stages.add("encoder", model.encoder_seconds, model.encoder_calls)
-    stages.add("decoder", model.decoder_seconds, model.decoder_calls)
-    results["latency"] = {**model.latency(), "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
+    results["latency"] = {**latency, "stages": stages.as_dict(), "wall_seconds": time.perf_counter() - t_start,
                           "world_size": size}
     results["provenance"] = provenance(model.device)
     results["predictions"] = prediction_sizes(lines)
@@ -281,7 +303,8 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
              model_options: dict | None = None, progress: bool | None = None, restart: bool = False,
              max_skip_fraction: float = MAX_SKIP_FRACTION, split: str | None = None, split_by: str | None = None,
              subsample: bool | None = None, subsample_seed: int | None = None, data_options: dict | None = None,
-             intervals: bootstrap.Settings | None = None, save_predictions: bool = True, **options: Any) -> dict | None:
+             intervals: bootstrap.Settings | None = None, save_predictions: bool = True, embedding_cache: Any = None,
+             **options: Any) -> dict | None:
     """Programmatic entry point: names in, ``results.json`` out (what ``sam-bench run`` calls).
 
     ``model`` is a registered name (built here) or an already built adapter. ``options`` are the
@@ -289,19 +312,16 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
     ``split_by``, ``subsample``, ``subsample_seed``, and readers' own in ``data_options``, e.g. a
     folder mask ``threshold``) go straight to the data layer (``catalog.open_for_run``), over the
     task's ``data_defaults``, and are recorded in the run's identity. ``save_predictions``: see
-    ``evaluate``.
+    ``evaluate``. ``embedding_cache``: a folder (or ``EmbeddingCache``) of encoder outputs read and
+    filled (``prepare_model``).
     """
     from sam_bench import registry
     from sam_bench.data import catalog
-    from sam_bench.models.base import build_model
 
     task_cls = registry.get_task(task)
     task_obj = task_cls(**options)
-    if isinstance(model, str):
-        model = build_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,
-                            **(model_options or {}))
-    if prompt_batch and "promptable" in model.kinds:
-        model.prompt_batch = prompt_batch
+    model = prepare_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,
+                          prompt_batch=prompt_batch, model_options=model_options, embedding_cache=embedding_cache)
     specs, absent = catalog.expand(list(datasets or task_cls.default_datasets), data_root)
     for name, reason in absent:
         log.warning("dataset %s not run: %s", name, reason)
@@ -312,3 +332,21 @@ def run_task(task: str, model: str | Any, *, datasets: list[str] | None = None, 
                     max_skip_fraction=max_skip_fraction, data_options=data,
                     not_run=[{"dataset": n, "reason": r} for n, r in absent], intervals=intervals,
                     save_predictions=save_predictions)
+
+
+def prepare_model(model: str | Any, *, checkpoint: str | None = None, untrained: bool = False,
+                  device: str | None = None, dtype: str | None = None, prompt_batch: int | None = None,
+                  model_options: dict | None = None, embedding_cache: Any = None) -> Any:
+    """``model`` built when it is a name; its prompt batch and embedding cache set (``embedding_cache``:
+    a folder, an ``EmbeddingCache``, else ``$SAM_BENCH_EMBEDDING_CACHE``; promptable models only)."""
+    from sam_bench.models.base import build_model
+    from sam_bench.models.embedding_cache import EmbeddingCache, attach
+
+    if isinstance(model, str):
+        model = build_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,
+                            **(model_options or {}))
+    if prompt_batch and "promptable" in model.kinds:
+        model.prompt_batch = prompt_batch
+    cache = embedding_cache if isinstance(embedding_cache, EmbeddingCache) else EmbeddingCache.from_env(embedding_cache)
+    attach(model, cache)
+    return model

@@ -29,9 +29,9 @@ LAYERS: list[set[str]] = [
     {"grounders"},                                               # text -> prompts (CLIP scores AMG masks)
     {"tasks"},                                                   # the benchmark tasks
     {"reports"},                                                 # tables, plots, compare (never run a model)
-    {"runner"},                                                  # the one loop
+    {"runner", "multitask"},                                     # the one loop (and several tasks in one pass)
     {"reproduce", "reproduce_plan", "latency"},                  # orchestration over the runner
-    {"cli", "__main__", "parity_cli"},                           # the command line
+    {"cli", "cli_multi", "__main__", "parity_cli"},              # the command line
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # stated outright in the issue, checked by name as well as by rank

@@ -87,7 +87,10 @@ def test_paper_rows_and_differences(run_dir):
     rows = [cells(line) for line in lines[2:]]
     assert ["SAM (paper)", "COCO", "46.5", "30.8", "51.0", "61.7"] in rows
     i = rows.index(next(r for r in rows if r[1].startswith("synthetic (for COCO)")))
-    assert rows[i][0] == "grabcut" and float(rows[i][2]) == pytest.approx(ours["ap"], abs=0.05)
+    value, _, half = rows[i][2].partition(" ± ")  # the bootstrap interval's half-width beside ours
+    lo, hi = ours["ap_ci"]
+    assert rows[i][0] == "grabcut" and float(value) == pytest.approx(ours["ap"], abs=0.05)
+    assert float(half) == pytest.approx((hi - lo) / 2, abs=0.05)
     assert sam["ap"] == 46.5 and not any(r[0].startswith("Δ") for r in rows)  # GrabCut is not SAM: no difference
     fig9_text = (run_dir / "fig9_single_point.md").read_text()
     fig9 = [cells(line) for line in md_tables(fig9_text)[0][2:]]

@@ -97,6 +97,7 @@ class PromptableModel(_Timed):
     # True for a model whose own protocol feeds its previous mask back with every later click
     # (RITM): the single-point task then refuses to run it without --feed-logits
     needs_previous_mask: ClassVar[bool] = False
+    embedding_cache: Any = None  # an EmbeddingCache set_image reads and fills (None: every image is encoded)
     dtype: torch.dtype = _Torch(lambda torch: torch.float32)  # torch.float32 when read; an instance sets its own
 
     def __init__(self, info: ModelInfo, device: torch.device | str = "cpu", prompt_batch: int | None = None):
@@ -112,6 +113,18 @@ class PromptableModel(_Timed):
     # -- to implement -------------------------------------------------------------------
     def _encode(self, image: np.ndarray) -> None:
         raise NotImplementedError
+
+    # an adapter whose encoder output can be cached (``sam_bench.models.embedding_cache``) returns
+    # ({name: tensor} the decoder reads, {name: JSON-able size}) and takes the same pair back
+    def _encoder_state(self) -> tuple[dict[str, torch.Tensor], dict] | None:
+        return None
+
+    def _load_encoder_state(self, tensors: dict[str, torch.Tensor], sizes: dict) -> None:
+        raise NotImplementedError
+
+    def _encoder_key(self) -> dict:
+        """What of the encoder's input set-up the cache key must hold besides the image (input resolution)."""
+        return {}
 
     def _decode(self, points: torch.Tensor | None, labels: torch.Tensor | None, boxes: torch.Tensor | None,
                 mask_input: torch.Tensor | None, multimask: bool) -> Prediction:
@@ -153,8 +166,9 @@ class PromptableModel(_Timed):
         return sum(sizes.values()) or None
 
     def latency(self) -> dict:
+        cache = self.embedding_cache.stats() if self.embedding_cache is not None else {}
         return {**super().latency(), "prompt_batch": self.default_prompt_batch(),
-                "prompt_batch_tuning": None if self._fixed_batch() else self.tuner.as_dict()}
+                "prompt_batch_tuning": None if self._fixed_batch() else self.tuner.as_dict(), **cache}
 
     # -- public API ------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, image_id: str | None = None) -> None:
@@ -163,11 +177,26 @@ class PromptableModel(_Timed):
             raise ConfigError(f"set_image wants an (H, W, 3) uint8 RGB array, got {getattr(image, 'shape', type(image))}")
         import torch
 
+        cache = self.embedding_cache
+        key = cache.key(self, image) if cache is not None and self.caches_encoder else None
+        hit = cache.get(key, self.device) if key is not None else None
+        if hit is not None:
+            self._load_encoder_state(hit[0], hit[1].get("sizes", {}))
+            self.image_size = image.shape[:2]
+            return
         with Stopwatch(self.device) as sw, torch.inference_mode():
             self._encode(image)
         self.encoder_seconds += sw.seconds
         self.encoder_calls += 1
         self.image_size = image.shape[:2]
+        if key is not None:
+            tensors, sizes = self._encoder_state()
+            cache.put(key, tensors, {"sizes": sizes, "encoder_seconds": sw.seconds})
+
+    @property
+    def caches_encoder(self) -> bool:
+        """Whether this adapter's encoder output can go through an embedding cache."""
+        return type(self)._encoder_state is not PromptableModel._encoder_state
 
     def reset_image(self) -> None:
         self.image_size = None

@@ -68,6 +68,19 @@ class HFSamModel(PromptableModel):
         else:
             self.embeddings = out.float()
 
+    def _encoder_key(self) -> dict:
+        return {"image_size": int(self.model.config.vision_config.image_size), "hq": self.hq}
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        tensors = {"embeddings": self.embeddings, **{f"intermediate.{i}": t for i, t in enumerate(self.intermediate or [])}}
+        return tensors, {"original_size": list(self.original_size), "reshaped_size": list(self.reshaped_size),
+                         "intermediate": len(self.intermediate or [])}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        self.embeddings = tensors["embeddings"]
+        self.intermediate = [tensors[f"intermediate.{i}"] for i in range(sizes["intermediate"])] if self.hq else None
+        self.original_size, self.reshaped_size = tuple(sizes["original_size"]), tuple(sizes["reshaped_size"])
+
     def _to_input_frame(self, coords: torch.Tensor) -> torch.Tensor:
         import torch
 

@@ -33,6 +33,14 @@ class HQSamModel(SamV1Model):
         features, self.interm = self.sam.image_encoder(x)
         return features
 
+    def _encoder_state(self) -> tuple[dict, dict]:
+        tensors, sizes = super()._encoder_state()
+        return {**tensors, **{f"interm.{i}": t for i, t in enumerate(self.interm)}}, {**sizes, "interm": len(self.interm)}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        super()._load_encoder_state(tensors, sizes)
+        self.interm = [tensors[f"interm.{i}"] for i in range(sizes["interm"])]
+
     def _run_decoder(self, sparse, dense, multimask: bool):
         return self.sam.mask_decoder(image_embeddings=self.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
                                      sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,

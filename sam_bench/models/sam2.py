@@ -34,6 +34,22 @@ class Sam2Model(PromptableModel):
         with self._autocast():
             self.predictor.set_image(image)
 
+    def _encoder_key(self) -> dict:
+        return {"image_size": int(self.predictor.model.image_size)}
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        f = self.predictor._features
+        tensors = {"image_embed": f["image_embed"], **{f"high_res_feats.{i}": t for i, t in enumerate(f["high_res_feats"])}}
+        return tensors, {"orig_hw": [list(hw) for hw in self.predictor._orig_hw], "high_res": len(f["high_res_feats"])}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        p = self.predictor
+        p.reset_predictor()
+        p._orig_hw = [tuple(hw) for hw in sizes["orig_hw"]]
+        p._features = {"image_embed": tensors["image_embed"],
+                       "high_res_feats": [tensors[f"high_res_feats.{i}"] for i in range(sizes["high_res"])]}
+        p._is_image_set = True
+
     def _decode(self, points, labels, boxes, mask_input, multimask: bool) -> Prediction:
         import torch
 

@@ -64,6 +64,17 @@ class SamV1Model(PromptableModel):
     def _run_encoder(self, x: torch.Tensor) -> Any:
         return self.sam.image_encoder(x)
 
+    def _encoder_key(self) -> dict:
+        return {"img_size": self.transform.target_length}
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        return {"features": self.features}, {"original_size": list(self.original_size),
+                                             "input_size": list(self.input_size)}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        self.features = tensors["features"]
+        self.original_size, self.input_size = tuple(sizes["original_size"]), tuple(sizes["input_size"])
+
     def reset_image(self) -> None:
         super().reset_image()
         self.features = None

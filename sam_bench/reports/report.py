@@ -93,12 +93,16 @@ def latency_table(entries: list[dict]) -> pd.DataFrame:
         device = prov.get("device_name") or prov.get("device")
         rows.append({"run": e["dir"], "model": model_label(res), "device": device,
                      "items": items, "wall s": wall, "s / item": wall / items if wall is not None and items else None,
+                     "encoder calls": lat.get("encoder_calls"),
+                     "encoder reused": (lat.get("embedding_cache_hits") or 0) + (lat.get("encoder_shared") or 0),
+                     "encoder s saved": lat.get("encoder_seconds_saved"),
                      "encoder ms / image": lat.get("encoder_ms_per_image"),
                      "decoder ms / prompt": lat.get("decoder_ms_per_prompt"),
                      "post-proc. s": stages.get("postprocess", {}).get("seconds"),
                      "metric s": stages.get("metric", {}).get("seconds"),
                      "ranks": lat.get("world_size", 1)})
-    df = pd.DataFrame(rows, columns=["run", "model", "device", "items", "wall s", "s / item", "encoder ms / image",
+    df = pd.DataFrame(rows, columns=["run", "model", "device", "items", "wall s", "s / item", "encoder calls",
+                                     "encoder reused", "encoder s saved", "encoder ms / image",
                                      "decoder ms / prompt", "post-proc. s", "metric s", "ranks"])
     return df.astype(object).where(df.notna(), None)
 
