@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 from transformers import SamConfig, SamImageProcessor, SamModel  # noqa: E402
 
 from sam_bench.errors import CheckpointError, ConfigError  # noqa: E402
-from sam_bench.models.base import build_model  # noqa: E402
+from sam_bench.models.base import ModelInfo, build_model  # noqa: E402
 from sam_fixtures import make_image  # noqa: E402
 
 IMG = make_image(90, 120)
@@ -83,3 +83,16 @@ def test_info_and_errors(model, tmp_path):
         build_model("hf-sam", device="cpu")
     with pytest.raises(ConfigError, match="variant"):
         build_model("hf-sam", untrained=True, variant="vit_x", device="cpu")
+
+
+def test_samhq_port_difference_is_recorded_beside_its_numbers(caplog):
+    from sam_bench.models.hf_sam import HFSamModel, SAMHQ_PORT_NOTE
+    from transformers import SamHQConfig, SamHQModel
+
+    config = SamHQConfig(vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                            global_attn_indexes=[0], mlp_dim=64), mask_decoder_config={"vit_dim": 32})
+    hq = HFSamModel(SamHQModel(config), SamImageProcessor(), ModelInfo("hf-sam"))
+    assert hq.info.as_dict()["known_issue"] == SAMHQ_PORT_NOTE and "hq-sam" in caplog.text
+    plain = HFSamModel(SamModel(SamConfig(vision_config=config.vision_config.to_dict())), SamImageProcessor(),
+                       ModelInfo("hf-sam"))
+    assert "known_issue" not in plain.info.as_dict()

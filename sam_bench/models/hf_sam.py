@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,13 @@ from sam_bench.models.sam_v1 import model_info
 if TYPE_CHECKING:  # torch loads on first use, so listing models needs none
     import torch
 
+log = logging.getLogger("sam_bench")
+# transformers' SamHQ mask decoder (5.24, modeling_sam_hq.py) upscales its input embedding, H and W
+# swapped, instead of the two-way transformer's output: its masks differ from official HQ-SAM's with the
+# same weights (benchmarks/hq_sam_port_difference.py; `sam-bench parity --model hq-sam --reference hf-sam`)
+SAMHQ_PORT_NOTE = ("transformers' SamHQModel upscales the decoder's input instead of the two-way transformer's "
+                   "output, so its masks differ from official HQ-SAM's with the same weights (mean mask IoU 0.72 "
+                   "on one shared random init); use hq-sam for HQ-SAM's own numbers")
 HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # org/name or name, as the Hub spells ids
 
 VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
@@ -38,11 +46,12 @@ VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
 }
 
 
-class HFSamModel(PromptableModel):
-    """A ``transformers`` SamModel / SamHQModel with its image processor."""
+class HFPromptable(PromptableModel):
+    """A ``transformers`` SAM-family model with its image processor, on its device; with a reduced
+    ``dtype`` the vision encoder is cast and the rest runs under autocast (outputs float32)."""
 
     def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=None,
-                 prompt_batch: int | None = None, hq_token_only: bool = False):
+                 prompt_batch: int | None = None):
         import torch
 
         dtype = torch.float32 if dtype is None else dtype
@@ -52,7 +61,31 @@ class HFSamModel(PromptableModel):
         if dtype != torch.float32:
             self.model.vision_encoder.to(dtype)
         self.processor = image_processor
+
+    def _prompt_kwargs(self, points, labels, boxes, mask_input) -> dict[str, Any]:
+        """The prompts as the transformers forward takes them, in the processor's input frame
+        (points (B, 1, N, 2) with labels (B, 1, N), boxes (B, 1, 4), masks (B, 1, 256, 256))."""
+        kw: dict[str, Any] = {}
+        if points is not None:
+            kw["input_points"] = self._to_input_frame(points)[:, None]
+            kw["input_labels"] = labels[:, None]
+        if boxes is not None:
+            kw["input_boxes"] = self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 1, 4)
+        if mask_input is not None:
+            kw["input_masks"] = mask_input
+        return kw
+
+
+class HFSamModel(HFPromptable):
+    """A ``transformers`` SamModel / SamHQModel with its image processor."""
+
+    def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=None,
+                 prompt_batch: int | None = None, hq_token_only: bool = False):
+        super().__init__(model, image_processor, info, device, dtype, prompt_batch)
         self.hq = getattr(model.config, "model_type", "sam") == "sam_hq"
+        if self.hq:
+            log.warning("hf-sam: %s", SAMHQ_PORT_NOTE)
+            info.extra["known_issue"] = SAMHQ_PORT_NOTE  # in results.json's model info, beside every number
         self.hq_token_only = hq_token_only
         self.embeddings = self.intermediate = None
 
@@ -91,14 +124,8 @@ class HFSamModel(PromptableModel):
         import torch.nn.functional as F
 
         b = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
-        kw: dict[str, Any] = {"image_embeddings": self.embeddings.expand(b, -1, -1, -1), "multimask_output": multimask}
-        if points is not None:
-            kw["input_points"] = self._to_input_frame(points)[:, None]
-            kw["input_labels"] = labels[:, None]
-        if boxes is not None:
-            kw["input_boxes"] = self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 1, 4)
-        if mask_input is not None:
-            kw["input_masks"] = mask_input
+        kw = {"image_embeddings": self.embeddings.expand(b, -1, -1, -1), "multimask_output": multimask,
+              **self._prompt_kwargs(points, labels, boxes, mask_input)}
         if self.hq:
             kw["intermediate_embeddings"] = [t.expand(b, *t.shape[1:]) for t in self.intermediate]
             kw["hq_token_only"] = self.hq_token_only

@@ -23,13 +23,13 @@ The one systematic difference from the ``sam2`` package: transformers resizes th
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
-from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
-from sam_bench.models.hf_sam import _dir_hash, resolve_hf
+from sam_bench.models.base import ModelInfo, Prediction
+from sam_bench.models.hf_sam import HFPromptable, _dir_hash, resolve_hf
 from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import model_info
 
@@ -55,20 +55,12 @@ LOW_RES_CLAMP = 32.0  # SAM2ImagePredictor clamps the low-res logits it returns 
 MODEL_TYPES = {"hf-sam2": ("sam2", "sam2_video"), "edgetam": ("edgetam", "edgetam_video")}
 
 
-class HFSam2Model(PromptableModel):
+class HFSam2Model(HFPromptable):
     """A ``transformers`` Sam2Model / EdgeTamModel with its ``Sam2ImageProcessor``."""
 
     def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=None,
                  prompt_batch: int | None = None, float_resize: bool = False):
-        import torch
-
-        dtype = torch.float32 if dtype is None else dtype
-        super().__init__(info, device, prompt_batch)
-        self.model = model.to(self.device).eval()
-        self.dtype = dtype
-        if dtype != torch.float32:
-            self.model.vision_encoder.to(dtype)
-        self.processor = image_processor
+        super().__init__(model, image_processor, info, device, dtype, prompt_batch)
         self.side = int(image_processor.size["height"])  # the processor's target_size for prompts
         self.float_resize = float_resize
         self.embeddings: list | None = None
@@ -102,15 +94,8 @@ class HFSam2Model(PromptableModel):
         import torch.nn.functional as F
 
         b = next(x.shape[0] for x in (points, boxes, mask_input) if x is not None)
-        kw: dict[str, Any] = {"image_embeddings": [e.expand(b, -1, -1, -1) for e in self.embeddings],
-                              "multimask_output": multimask}
-        if points is not None:
-            kw["input_points"] = self._to_input_frame(points)[:, None]
-            kw["input_labels"] = labels[:, None]
-        if boxes is not None:
-            kw["input_boxes"] = self._to_input_frame(boxes.reshape(-1, 2, 2)).reshape(-1, 1, 4)
-        if mask_input is not None:
-            kw["input_masks"] = mask_input
+        kw = {"image_embeddings": [e.expand(b, -1, -1, -1) for e in self.embeddings], "multimask_output": multimask,
+              **self._prompt_kwargs(points, labels, boxes, mask_input)}
         with self._autocast():
             out = self.model(**kw)
         low = out.pred_masks[:, 0].float()
