@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sam_bench.models.convert import sam_to_hf  # noqa: E402
+from sam_bench.models.hf_sam import upscale_transformer_output  # noqa: E402
 
 TINY_VIT = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0, global_attn_indexes=[0])
 
@@ -130,16 +131,7 @@ def dense_of(off):
     return off.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, 64, 64)
 
 
-def from_transformer(decoder):
-    """Hooks (their handles) that replace ``upscale_conv1``'s input with the two-way transformer's
-    image output (B*P, 1, HW, C) laid out as (B*P, C, H, W): what official HQ-SAM upscales."""
-    keys = {}
-
-    def pre(_m, args):
-        n, c, h, w = args[0].shape
-        return (keys["k"].reshape(n, h * w, c).transpose(1, 2).reshape(n, c, h, w),)
-    return (decoder.transformer.register_forward_hook(lambda _m, _a, out: keys.__setitem__("k", out[1])),
-            decoder.upscale_conv1.register_forward_pre_hook(pre))
+from_transformer = upscale_transformer_output  # the fix sam-bench offers as hf-sam option hq_fix_upscale=true
 
 
 if __name__ == "__main__":

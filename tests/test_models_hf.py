@@ -96,3 +96,6 @@ def test_samhq_port_difference_is_recorded_beside_its_numbers(caplog):
     plain = HFSamModel(SamModel(SamConfig(vision_config=config.vision_config.to_dict())), SamImageProcessor(),
                        ModelInfo("hf-sam"))
     assert "known_issue" not in plain.info.as_dict()
+    fixed = HFSamModel(SamHQModel(config), SamImageProcessor(), ModelInfo("hf-sam"), hq_fix_upscale=True)
+    assert "known_issue" not in fixed.info.as_dict()
+    assert len(fixed.model.mask_decoder.upscale_conv1._forward_pre_hooks) == 1

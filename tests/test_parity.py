@@ -125,20 +125,16 @@ def test_round_trip_hf_official_hf_and_hq():
 def test_hq_weights_transfer_gives_the_same_hq_masks_once_the_port_upscales_the_transformer_output():
     """transformers' SamHQMaskDecoder upscales its own input, not the two-way transformer's image
     output (benchmarks/hq_sam_port_difference.py); fed the latter, every HQ mask must agree."""
+    from sam_bench.models.hf_sam import upscale_transformer_output
+
     off, hf = tiny_hq(0), tiny_hf(hq=True)
     hf.load_state_dict(sam_to_hf(off.state_dict()), strict=True)
-    keys = {}
-    hf.mask_decoder.transformer.register_forward_hook(lambda _m, _a, out: keys.__setitem__("k", out[1]))
-
-    def as_official(_m, args):  # (B, 1, HW, C) -> (B, C, H, W)
-        n, c, h, w = args[0].shape
-        return (keys["k"].reshape(n, h * w, c).transpose(1, 2).reshape(n, c, h, w),)
     pts, lab = torch.tensor([[[300.0, 400.0]]]), torch.ones(1, 1, dtype=torch.int)
     with torch.no_grad():
         emb, interm = off.image_encoder(torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0)))
         sparse, dense = off.prompt_encoder(points=(pts, lab), boxes=None, masks=None)
         for patch in (False, True):
-            handle = hf.mask_decoder.upscale_conv1.register_forward_pre_hook(as_official) if patch else None
+            handles = upscale_transformer_output(hf.mask_decoder) if patch else ()
             for multimask, hq_only in ((False, False), (True, False), (True, True)):
                 want, wscore = off.mask_decoder(emb, off.prompt_encoder.get_dense_pe(), sparse, dense, multimask,
                                                 hq_only, interm)
@@ -149,7 +145,7 @@ def test_hq_weights_transfer_gives_the_same_hq_masks_once_the_port_upscales_the_
                 assert diff < 1e-3 if patch else diff > 0.1, (
                     f"patched={patch} multimask={multimask} hq_token_only={hq_only}: relative mask difference "
                     f"{diff:.2e}" + ("" if patch else "; has transformers fixed its SamHQ upscaling input?"))
-            if handle:
+            for handle in handles:
                 handle.remove()
 
 

@@ -36,7 +36,20 @@ log = logging.getLogger("sam_bench")
 # same weights (benchmarks/hq_sam_port_difference.py; `sam-bench parity --model hq-sam --reference hf-sam`)
 SAMHQ_PORT_NOTE = ("transformers' SamHQModel upscales the decoder's input instead of the two-way transformer's "
                    "output, so its masks differ from official HQ-SAM's with the same weights (mean mask IoU 0.72 "
-                   "on one shared random init); use hq-sam for HQ-SAM's own numbers")
+                   "on one shared random init); use hq-sam for HQ-SAM's own numbers, or option hq_fix_upscale=true")
+
+
+def upscale_transformer_output(decoder) -> tuple:
+    """Forward hooks on a transformers ``SamHQMaskDecoder`` (their handles) that give ``upscale_conv1``
+    the two-way transformer's image output, (B*P, 1, HW, C) laid out as (B*P, C, H, W): what official
+    HQ-SAM upscales (``hq_fix_upscale``)."""
+    seen: dict = {}
+
+    def official_input(_module, args):
+        n, c, h, w = args[0].shape
+        return (seen["image"].reshape(n, h * w, c).transpose(1, 2).reshape(n, c, h, w),)
+    return (decoder.transformer.register_forward_hook(lambda _m, _a, out: seen.__setitem__("image", out[1])),
+            decoder.upscale_conv1.register_forward_pre_hook(official_input))
 HF_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # org/name or name, as the Hub spells ids
 
 VARIANTS = {  # SAM v1 image encoders as transformers SamVisionConfig arguments
@@ -80,10 +93,12 @@ class HFSamModel(HFPromptable):
     """A ``transformers`` SamModel / SamHQModel with its image processor."""
 
     def __init__(self, model, image_processor, info: ModelInfo, device="cpu", dtype=None,
-                 prompt_batch: int | None = None, hq_token_only: bool = False):
+                 prompt_batch: int | None = None, hq_token_only: bool = False, hq_fix_upscale: bool = False):
         super().__init__(model, image_processor, info, device, dtype, prompt_batch)
         self.hq = getattr(model.config, "model_type", "sam") == "sam_hq"
-        if self.hq:
+        if self.hq and hq_fix_upscale:
+            upscale_transformer_output(self.model.mask_decoder)
+        elif self.hq:
             log.warning("hf-sam: %s", SAMHQ_PORT_NOTE)
             info.extra["known_issue"] = SAMHQ_PORT_NOTE  # in results.json's model info, beside every number
         self.hq_token_only = hq_token_only
@@ -196,9 +211,10 @@ def _untrained(variant: str, hq: bool):
 @declare("hf-sam", choices={"variant": tuple(VARIANTS)})
 def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
                  path: str | None = None, variant: str = "vit_b", seed: int = 0, hq_token_only: bool = False,
-                 hq: bool = False, prompt_batch: int | None = None) -> HFSamModel:
+                 hq: bool = False, hq_fix_upscale: bool = False, prompt_batch: int | None = None) -> HFSamModel:
     """``hf-sam``: a model id in the local HF cache or a saved folder (``--checkpoint`` or ``path``), or
-    ``--untrained`` (``variant``, ``seed``; ``hq``: a ``SamHQModel``); ``hq_token_only`` for SamHQ models."""
+    ``--untrained`` (``variant``, ``seed``; ``hq``: a ``SamHQModel``); ``hq_token_only`` for SamHQ models;
+    ``hq_fix_upscale``: upscale the two-way transformer's output as official HQ-SAM does (``SAMHQ_PORT_NOTE``)."""
     try:
         from transformers import SamImageProcessor, SamModel
     except ImportError as exc:
@@ -215,7 +231,7 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
             raise ConfigError("--untrained and --checkpoint exclude each other")
         model = random_init(lambda: _untrained(variant, hq), seed)
         info = model_info("hf-sam", None, None, True, dtype, seed, variant=variant)
-        return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only)
+        return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only, hq_fix_upscale)
     if hq:
         raise ConfigError("hf-sam: option hq=true builds a SamHQModel with --untrained; a checkpoint's "
                           "config.json says itself whether it is one")
@@ -241,4 +257,4 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
     hub = {"hf_id": str(ref), "hf_revision": revision} if revision else {}
     info = model_info("hf-sam", ref if revision else folder, _dir_hash(folder), False, dtype, model_type=model_type,
                       **hub)
-    return HFSamModel(model, processor, info, device, torch_dtype, prompt_batch, hq_token_only)
+    return HFSamModel(model, processor, info, device, torch_dtype, prompt_batch, hq_token_only, hq_fix_upscale)
