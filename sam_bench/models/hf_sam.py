@@ -208,6 +208,44 @@ def _untrained(variant: str, hq: bool):
     return SamHQModel(SamHQConfig(vision_config=vision.to_dict(), mask_decoder_config={"vit_dim": vision.hidden_size}))
 
 
+def checkpoint_ref(name: str, checkpoint, path, untrained: bool) -> str | None:
+    """The folder or Hub id a transformers builder loads (``--checkpoint`` or option ``path``), None with
+    ``--untrained``; a ConfigError when the two disagree or come with ``--untrained``."""
+    if checkpoint and path and str(checkpoint) != str(path):
+        raise ConfigError(f"{name}: --checkpoint {checkpoint} and path={path} disagree; give one")
+    ref = checkpoint or path
+    if untrained and ref:
+        raise ConfigError("--untrained and --checkpoint exclude each other")
+    return ref
+
+
+def open_saved(name: str, ref, example: str) -> tuple[Path, str | None, str | None]:
+    """(folder, Hub revision, config.json's model_type) of ``ref`` (see ``resolve_hf``); a
+    CheckpointError naming ``example`` when nothing is given, or when the folder holds no config.json."""
+    if not ref:
+        raise CheckpointError(f"{name} needs --checkpoint DIR (a folder saved with save_pretrained) or --checkpoint "
+                              f"ID (a Hugging Face model id in the local cache, e.g. {example}), or --untrained")
+    folder, revision = resolve_hf(name, str(ref))
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"--checkpoint {ref}: not a transformers model folder (no config.json in {folder})")
+    return folder, revision, json.loads((folder / "config.json").read_text()).get("model_type")
+
+
+def load_saved(name: str, cls, processor_cls, folder: Path, ref, revision: str | None, model_type: str | None,
+               dtype: str | None) -> tuple[Any, Any, ModelInfo]:
+    """(model, image processor, info) of a saved folder: ``cls`` and ``processor_cls`` loaded offline (the
+    processor's defaults without a preprocessor_config.json), the info with the folder's hash and Hub id."""
+    try:
+        model = cls.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}: cannot load the model ({exc})") from exc
+    processor = (processor_cls.from_pretrained(folder, local_files_only=True)
+                 if (folder / "preprocessor_config.json").is_file() else processor_cls())
+    hub = {"hf_id": str(ref), "hf_revision": revision} if revision else {}
+    return model, processor, model_info(name, ref if revision else folder, _dir_hash(folder), False, dtype,
+                                        model_type=model_type, **hub)
+
+
 @declare("hf-sam", choices={"variant": tuple(VARIANTS)})
 def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
                  path: str | None = None, variant: str = "vit_b", seed: int = 0, hq_token_only: bool = False,
@@ -222,39 +260,21 @@ def build_hf_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
     from sam_bench.config import resolve_device, resolve_dtype
     from sam_bench.models.sam_v1 import random_init
 
-    if checkpoint and path and str(checkpoint) != str(path):
-        raise ConfigError(f"hf-sam: --checkpoint {checkpoint} and path={path} disagree; give one")
-    ref = checkpoint or path
+    ref = checkpoint_ref("hf-sam", checkpoint, path, untrained)
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     if untrained:
-        if ref:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
         model = random_init(lambda: _untrained(variant, hq), seed)
         info = model_info("hf-sam", None, None, True, dtype, seed, variant=variant)
         return HFSamModel(model, SamImageProcessor(), info, device, torch_dtype, prompt_batch, hq_token_only, hq_fix_upscale)
     if hq:
         raise ConfigError("hf-sam: option hq=true builds a SamHQModel with --untrained; a checkpoint's "
                           "config.json says itself whether it is one")
-    if not ref:
-        raise CheckpointError("hf-sam needs --checkpoint DIR (a folder saved with save_pretrained) or --checkpoint ID "
-                              "(a Hugging Face model id in the local cache, e.g. facebook/sam-vit-base), or --untrained")
-    folder, revision = resolve_hf("hf-sam", str(ref))
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(f"--checkpoint {ref}: not a transformers model folder (no config.json in {folder})")
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    folder, revision, model_type = open_saved("hf-sam", ref, "facebook/sam-vit-base")
     if model_type == "sam_hq":
         from transformers import SamHQModel as cls
     elif model_type == "sam":
         cls = SamModel
     else:
         raise CheckpointError(f"{folder}/config.json: model_type {model_type!r} is not 'sam' or 'sam_hq'")
-    try:
-        model = cls.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder}: cannot load the model ({exc})") from exc
-    processor = (SamImageProcessor.from_pretrained(folder, local_files_only=True)
-                 if (folder / "preprocessor_config.json").is_file() else SamImageProcessor())
-    hub = {"hf_id": str(ref), "hf_revision": revision} if revision else {}
-    info = model_info("hf-sam", ref if revision else folder, _dir_hash(folder), False, dtype, model_type=model_type,
-                      **hub)
+    model, processor, info = load_saved("hf-sam", cls, SamImageProcessor, folder, ref, revision, model_type, dtype)
     return HFSamModel(model, processor, info, device, torch_dtype, prompt_batch, hq_token_only, hq_fix_upscale)

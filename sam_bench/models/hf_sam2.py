@@ -22,14 +22,13 @@ The one systematic difference from the ``sam2`` package: transformers resizes th
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
+from sam_bench.errors import CheckpointError, NotBuilt
 from sam_bench.models.base import ModelInfo, Prediction
-from sam_bench.models.hf_sam import HFPromptable, _dir_hash, resolve_hf
+from sam_bench.models.hf_sam import HFPromptable, checkpoint_ref, load_saved, open_saved
 from sam_bench.models.options import declare
 from sam_bench.models.sam_v1 import model_info
 
@@ -133,36 +132,17 @@ def _build(name: str, checkpoint, path, untrained: bool, device, dtype, seed: in
     from sam_bench.models.sam_v1 import random_init
 
     cls = transformers.Sam2Model if name == "hf-sam2" else transformers.EdgeTamModel
-    if checkpoint and path and str(checkpoint) != str(path):
-        raise ConfigError(f"{name}: --checkpoint {checkpoint} and path={path} disagree; give one")
-    ref = checkpoint or path
+    ref = checkpoint_ref(name, checkpoint, path, untrained)
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     if untrained:
-        if ref:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
         model = random_init(lambda: cls(make_config()), seed)
         info = model_info(name, None, None, True, dtype, seed, **extra)
         return HFSam2Model(model, Sam2ImageProcessor(), info, device, torch_dtype, prompt_batch, float_resize)
-    if not ref:
-        example = HUB_IDS["t"] if name == "hf-sam2" else EDGETAM_ID
-        raise CheckpointError(f"{name} needs --checkpoint DIR (a folder saved with save_pretrained) or --checkpoint "
-                              f"ID (a Hugging Face model id in the local cache, e.g. {example}), or --untrained")
-    folder, revision = resolve_hf(name, str(ref))
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(f"--checkpoint {ref}: not a transformers model folder (no config.json in {folder})")
-    model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    folder, revision, model_type = open_saved(name, ref, HUB_IDS["t"] if name == "hf-sam2" else EDGETAM_ID)
     if model_type not in MODEL_TYPES[name]:
         raise CheckpointError(f"{folder}/config.json: model_type {model_type!r} is not one {name} loads "
                               f"({' or '.join(MODEL_TYPES[name])})")
-    try:
-        model = cls.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{folder}: cannot load the model ({exc})") from exc
-    processor = (Sam2ImageProcessor.from_pretrained(folder, local_files_only=True)
-                 if (folder / "preprocessor_config.json").is_file() else Sam2ImageProcessor())
-    hub = {"hf_id": str(ref), "hf_revision": revision} if revision else {}
-    info = model_info(name, ref if revision else folder, _dir_hash(folder), False, dtype, model_type=model_type,
-                      **hub)
+    model, processor, info = load_saved(name, cls, Sam2ImageProcessor, folder, ref, revision, model_type, dtype)
     return HFSam2Model(model, processor, info, device, torch_dtype, prompt_batch, float_resize)
 
 
