@@ -33,7 +33,7 @@ from sam_bench.tasks.base import Task
 
 log = logging.getLogger("sam_bench")
 
-CHUNK = 64  # prompts per predict call on each model (the models' own prompt batch splits it further)
+CHUNK = 64  # prompts per predict call on each model (split further only where a side sets its prompt batch)
 SETTINGS = ("dtype", "device", "prompt_batch", "compile")  # reference options that are not model options
 KINDS = ("point", "box", "grid")
 GROUPS = tuple(f"{k}_{m}" for k in KINDS for m in ("multi", "single"))
@@ -275,8 +275,13 @@ class ParityTask(Task):
                 parts = []
                 for s in range(0, n, CHUNK):
                     part = {k: v[s:s + CHUNK] for k, v in kw.items()}
-                    pa = model.predict(multimask=multimask, **part)
-                    pb = self._run(ref, "the decoder", lambda: ref.predict(multimask=multimask, **part))
+                    # decoder chunks as each side was told (--prompt-batch, prompt_batch=), else the same
+                    # whole chunk on both: a CPU batch tuner's timing-dependent choice would change the floats
+                    a_batch = model.prompt_batch or len(next(iter(part.values())))
+                    b_batch = ref.prompt_batch or a_batch
+                    pa = model.predict(multimask=multimask, batch_size=a_batch, **part)
+                    pb = self._run(ref, "the decoder",
+                                   lambda: ref.predict(multimask=multimask, batch_size=b_batch, **part))
                     parts.append(compare(pa, pb))
                 if parts:
                     groups[f"{kind}_{'multi' if multimask else 'single'}"] = _merge(parts)
