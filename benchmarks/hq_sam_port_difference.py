@@ -25,35 +25,22 @@ from __future__ import annotations
 
 import sys
 import warnings
-from functools import partial
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from sam_bench.models.convert import sam_to_hf  # noqa: E402
 from sam_bench.models.hf_sam import upscale_transformer_output  # noqa: E402
+from sam_fixtures import tiny_hf, tiny_hq  # noqa: E402
 
-TINY_VIT = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0, global_attn_indexes=[0])
 
 
 def models():
-    """(official segment_anything_hq Sam, transformers SamHQModel holding the same weights), both eval."""
-    from segment_anything_hq.modeling import ImageEncoderViT, MaskDecoderHQ, PromptEncoder, Sam, TwoWayTransformer
-    from transformers import SamHQConfig, SamHQModel, SamHQVisionConfig
-
-    torch.manual_seed(0)
-    off = Sam(image_encoder=ImageEncoderViT(depth=1, embed_dim=64, img_size=1024, mlp_ratio=2, num_heads=2,
-                                            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), patch_size=16,
-                                            qkv_bias=True, use_rel_pos=True, global_attn_indexes=[0],
-                                            window_size=14, out_chans=256),
-              prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                           input_image_size=(1024, 1024), mask_in_chans=16),
-              mask_decoder=MaskDecoderHQ(num_multimask_outputs=3, transformer=TwoWayTransformer(
-                  depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256,
-                  iou_head_depth=3, iou_head_hidden_dim=256, vit_dim=64)).eval()
-    hf = SamHQModel(SamHQConfig(vision_config=SamHQVisionConfig(**TINY_VIT).to_dict(),
-                                mask_decoder_config={"vit_dim": 64})).eval()
+    """(official segment_anything_hq Sam, transformers SamHQModel holding the same weights), both eval:
+    the tiny pair of the tests (``tests/sam_fixtures.py``)."""
+    off, hf = tiny_hq(0), tiny_hf(hq=True)
     hf.load_state_dict(sam_to_hf(off.state_dict()), strict=True)
     return off, hf
 

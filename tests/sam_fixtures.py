@@ -74,3 +74,36 @@ def make_image(h: int = 200, w: int = 300) -> np.ndarray:
     img[h // 5: 3 * h // 4, w // 5: 2 * w // 3] = 200
     img[:, 3 * w // 4:] = (30, 180, 60)
     return (img + rng.integers(0, 30, img.shape)).astype(np.uint8)
+
+
+# the tiny ViT of tiny_sam as a transformers vision config, for the official <-> transformers pairs
+TINY_VIT = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0, global_attn_indexes=[0])
+
+
+def tiny_hf(seed: int = 1, hq: bool = False):
+    from transformers import SamConfig, SamHQConfig, SamHQModel, SamHQVisionConfig, SamModel
+    from transformers.models.sam.configuration_sam import SamVisionConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if hq:
+            return SamHQModel(SamHQConfig(vision_config=SamHQVisionConfig(**TINY_VIT).to_dict(),
+                                          mask_decoder_config={"vit_dim": 64})).eval()
+        return SamModel(SamConfig(vision_config=SamVisionConfig(**TINY_VIT).to_dict())).eval()
+
+
+def tiny_hq(seed: int = 0):
+    """A ``segment_anything_hq`` Sam of the tiny ViT (its one block global, feeding the HQ decoder)."""
+    from segment_anything_hq.modeling import ImageEncoderViT, MaskDecoderHQ, PromptEncoder, Sam, TwoWayTransformer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Sam(image_encoder=ImageEncoderViT(depth=1, embed_dim=64, img_size=1024, mlp_ratio=2, num_heads=2,
+                                                 norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), patch_size=16,
+                                                 qkv_bias=True, use_rel_pos=True, global_attn_indexes=[0],
+                                                 window_size=14, out_chans=256),
+                   prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
+                                                input_image_size=(1024, 1024), mask_in_chans=16),
+                   mask_decoder=MaskDecoderHQ(num_multimask_outputs=3, transformer=TwoWayTransformer(
+                       depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256,
+                       iou_head_depth=3, iou_head_hidden_dim=256, vit_dim=64)).eval()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from functools import partial
 
 import numpy as np
 import pytest
@@ -22,42 +21,12 @@ from sam_bench.errors import ConfigError, NotBuilt
 from sam_bench.models import convert
 from sam_bench.models.base import ModelInfo, Prediction
 from sam_bench.models.convert import hf_to_sam, sam_to_hf, transfer
-from sam_fixtures import make_image, tiny_sam
+from sam_fixtures import make_image, tiny_hf, tiny_hq, tiny_sam
 
 pytest.importorskip("transformers")
 pytest.importorskip("segment_anything")
 
-TINY_VIT = dict(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2.0, global_attn_indexes=[0])
 PERTURBED = "mask_decoder.output_upscaling.3.weight"  # the last upscaling conv: every mask's logits move
-
-
-def tiny_hf(seed: int = 1, hq: bool = False):
-    from transformers import SamConfig, SamHQConfig, SamHQModel, SamHQVisionConfig, SamModel
-    from transformers.models.sam.configuration_sam import SamVisionConfig
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if hq:
-            return SamHQModel(SamHQConfig(vision_config=SamHQVisionConfig(**TINY_VIT).to_dict(),
-                                          mask_decoder_config={"vit_dim": 64})).eval()
-        return SamModel(SamConfig(vision_config=SamVisionConfig(**TINY_VIT).to_dict())).eval()
-
-
-def tiny_hq(seed: int = 0):
-    """A ``segment_anything_hq`` Sam of the tiny ViT (its one block global, feeding the HQ decoder)."""
-    from segment_anything_hq.modeling import ImageEncoderViT, MaskDecoderHQ, PromptEncoder, Sam, TwoWayTransformer
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return Sam(image_encoder=ImageEncoderViT(depth=1, embed_dim=64, img_size=1024, mlp_ratio=2, num_heads=2,
-                                                 norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), patch_size=16,
-                                                 qkv_bias=True, use_rel_pos=True, global_attn_indexes=[0],
-                                                 window_size=14, out_chans=256),
-                   prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                                input_image_size=(1024, 1024), mask_in_chans=16),
-                   mask_decoder=MaskDecoderHQ(num_multimask_outputs=3, transformer=TwoWayTransformer(
-                       depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256,
-                       iou_head_depth=3, iou_head_hidden_dim=256, vit_dim=64)).eval()
 
 
 def build_tiny(checkpoint=None, untrained: bool = False, device=None, dtype=None, prompt_batch=None, seed: int = 0):
