@@ -11,8 +11,9 @@ results.json are the runner's own):
                 (the ratio, and the second run's stage times: decoder, post-processing incl. NMS, metric)
   storage       bf16 / fp16 storage against fp32: the decoder's masks on 3 GrabCut images (IoU of
                 the binary masks, largest logit change) and the file sizes
-  reproduce     ``reproduce --quick --tasks LIST [--reproduce-args ...]`` with and without ``--no-share``
-                (encoder calls, wall)
+  reproduce     ``reproduce --quick [--tasks LIST] [--reproduce-args ...]`` with and without
+                ``--no-share`` (encoder calls, wall); e.g. ``--reproduce-args --substitute
+                LVIS=LVIS_v0.5_val100 --substitute COCO=COCO_tiny`` where the full sets are absent
 Writes benchmarks/results/bench_embedding_cache_<tag>.json.
 """
 
@@ -118,21 +119,23 @@ def reproduce(data_root: str, tasks: list[str], work: Path, more: list[str]) -> 
     rows = {}
     for name, extra in (("shared", []), ("not_shared", ["--no-share"])):
         out = work / name
-        wall = sam_bench("reproduce", *MODEL, "--quick", "--data-root", data_root, "--tasks", *tasks,
+        chosen = [] if tasks == ["all"] else ["--tasks", *tasks]
+        wall = sam_bench("reproduce", *MODEL, "--quick", "--data-root", data_root, *chosen,
                          "--out", str(out), *more, *extra)
         manifest = json.loads((out / "reproduce.json").read_text())
         calls = 0
         for d in {e["dir"] for e in manifest["runs"] if e.get("status") == "done"}:
             calls += json.loads((out / d / "results.json").read_text())["latency"]["encoder_calls"]
         rows[name] = {"process_wall_s": round(wall, 1), "encoder_calls": calls,
-                      "runs": {e["preset"]: e["status"] for e in manifest["runs"]}}
+                      "runs": {f'{e["preset"]}-{e.get("model", "")}': e["status"] for e in manifest["runs"]}}
     return rows
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--parts", nargs="+", default=["single-point", "edges", "storage", "reproduce"])
-    p.add_argument("--reproduce-tasks", nargs="+", default=["proposals", "proposals_single_output", "instances_lvis"])
+    p.add_argument("--reproduce-tasks", nargs="+", default=["all"],
+                   help="presets of the reproduce part (default: all, i.e. no --tasks)")
     p.add_argument("--reproduce-args", nargs=argparse.REMAINDER, default=[],
                    help="more reproduce arguments, last (e.g. --limit 1 --set proposals.grid=8)")
     p.add_argument("--edges-images", type=int, default=5, help="BSDS500 test images of the edges part")

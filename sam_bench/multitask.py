@@ -8,7 +8,9 @@ own: an item done for one job and not another is run for the other only. Items a
 when the image differs from the one the model holds, so every job's records equal a run of that
 job alone. A task must leave the model on the item's image when ``process`` returns (AMG's crop
 layers restore it). Each job's latency counts its own encoder calls, the images it took from an
-earlier job of the pass (``encoder_shared``) and the encoder seconds that saved.
+earlier job of the pass (``encoder_shared``) and the encoder seconds that saved; its ``wall_seconds``
+is the time the pass spent on its items (an image's load and encoder run count for the first job
+that needed it) plus its scoring, and ``pass_wall_seconds`` the whole pass's.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class Job:
     counts: dict[str, float] = field(default_factory=dict)
     shared: int = 0  # images whose encoder output came from an earlier job of the pass
     seconds_shared: float = 0.0
+    seconds: float = 0.0  # wall time the pass spent on this job's items (loads, encoder runs, process)
     store: ItemStore | None = None
     intervals: Any = None  # bootstrap.Settings of the metrics' intervals (None: the default)
     save_predictions: bool = True
@@ -78,7 +81,7 @@ def _add(job: Job, before: dict, after: dict) -> None:
         job.counts[k] = job.counts.get(k, 0) + after[k] - before[k]
 
 
-def _latency(job: Job, model: Any) -> dict:
+def _latency(job: Job, model: Any, pass_seconds: float) -> dict:
     """The model's latency record with this job's own counts (and what the pass shared with it)."""
     c = {k: job.counts.get(k, 0) for k in [*_MODEL, *(f"cache_{k}" for k in _CACHE)]}
     lat = {**model.latency(), "encoder_calls": c["encoder_calls"], "decoder_calls": c["decoder_calls"],
@@ -90,6 +93,8 @@ def _latency(job: Job, model: Any) -> dict:
                    embedding_cache_load_seconds=round(c["cache_load_seconds"], 4))
     lat["encoder_shared"] = job.shared
     lat["encoder_seconds_saved"] = round(c["cache_seconds_saved"] + job.seconds_shared, 4)
+    lat["pass_wall_seconds"] = round(pass_seconds, 4)
+    lat["pass_share_seconds"] = round(job.seconds, 4)
     return lat
 
 
@@ -126,6 +131,7 @@ def evaluate_many(jobs: list[Job], model: Any, *, progress: bool | None = None,
         for members in track(list(groups.values()), len(groups), label, progress):
             _run_group(model, members)
         distributed.barrier()
+        pass_seconds = time.perf_counter() - t_start
         if rank != 0:
             return [None] * len(jobs)
         results = []
@@ -135,8 +141,11 @@ def evaluate_many(jobs: list[Job], model: Any, *, progress: bool | None = None,
             if cache_of(model) is not None:
                 job.stages.add("embedding_cache", job.counts.get("cache_load_seconds", 0.0),
                                int(job.counts.get("cache_hits", 0)))
-            results.append(finish(job.task, model, job.datasets, job.out, job.stages, _latency(job, model), t_start,
-                                  size, limit=job.limit, max_skip_fraction=job.max_skip_fraction,
+            # finish() counts wall_seconds from its t_start: this job's share of the pass, then its own scoring
+            job_start = time.perf_counter() - job.seconds
+            latency = {**_latency(job, model, pass_seconds), "pass_tasks": [j.task.name for j in jobs]}
+            results.append(finish(job.task, model, job.datasets, job.out, job.stages, latency, job_start, size,
+                                  limit=job.limit, max_skip_fraction=job.max_skip_fraction,
                                   data_options=job.data_options, not_run=job.not_run, intervals=job.intervals))
         return results
 
@@ -163,6 +172,7 @@ def _run_group(model: Any, members: list) -> None:
     current: np.ndarray | None = None  # the image the model holds, set in this group
     cost = 0.0  # encoder seconds that image took (or saved from the embedding cache)
     for job, ds, item in members:
+        t_member = time.perf_counter()
         try:
             sample = next((s for it, s in loaded if it is item), None)
             if sample is None:
@@ -194,6 +204,8 @@ def _run_group(model: Any, members: list) -> None:
             log.warning("skip %s/%s (%s): %s", ds.name, item.id, job.task.name, exc)
             job.store.add(ds.name, item.id, skip=str(exc))
             continue
+        finally:
+            job.seconds += time.perf_counter() - t_member
         job.store.add(ds.name, item.id, record)
 
 

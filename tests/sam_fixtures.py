@@ -60,11 +60,11 @@ def tiny_sam(seed: int = 0):
     return sam.eval()
 
 
-def tiny_model(dtype=torch.float32, seed: int = 0):
+def tiny_model(dtype=torch.float32, seed: int = 0, device: str = "cpu"):
     from sam_bench.models.base import ModelInfo
     from sam_bench.models.sam_v1 import SamV1Model
 
-    return SamV1Model(tiny_sam(seed), ModelInfo("tiny-sam", untrained=True), "cpu", dtype)
+    return SamV1Model(tiny_sam(seed), ModelInfo("tiny-sam", untrained=True), device, dtype)
 
 
 def make_image(h: int = 200, w: int = 300) -> np.ndarray:

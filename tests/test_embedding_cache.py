@@ -1,5 +1,5 @@
 """The embedding cache (``sam_bench.models.embedding_cache``): a hit decodes exactly as a miss,
-its key separates weights, dtype and image, writes are atomic, and LRU eviction bounds the folder."""
+its key separates weights, dtype, device kind and image, writes are atomic, and LRU eviction bounds the folder."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ LABELS = np.ones((3, 1))
 
 
 def _cached(root, **kw):
+    """A tiny SAM (``sam_fixtures.tiny_model(**kw)``) reading and filling the cache at ``root``."""
     model = tiny_model(**kw)
     model.prompt_batch = 3  # fixed, so both models decode in the same chunks
     model.embedding_cache = EmbeddingCache(root)
@@ -65,6 +66,34 @@ def test_a_different_weights_dtype_or_image_never_hits(tmp_path):
     for model in (other_seed, half):
         model.set_image(image)
         assert model.encoder_calls == 1 and model.embedding_cache.hits == 0
+
+
+def test_another_device_kind_never_hits(tmp_path, monkeypatch):
+    from sam_bench.models import embedding_cache
+
+    image = make_image()
+    cpu = _cached(tmp_path)
+    cpu.set_image(image)  # fills the cache on the CPU
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    keys = {cpu.embedding_cache.key(cpu, image)}
+    for device in ("cuda", "cuda:1", "mps"):
+        other = _cached(tmp_path)
+        other.device = torch.device(device)
+        keys.add(other.embedding_cache.key(other, image))
+        assert other.embedding_cache.get(other.embedding_cache.key(other, image), torch.device("cpu")) is None
+    assert len(keys) == 3  # cpu, cuda (both cards are an H200: one kind), mps
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
+    assert embedding_cache.device_kind("cuda") == "cuda:NVIDIA A100-SXM4-80GB" != embedding_cache.device_kind("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_run_after_a_cpu_run_encodes_again(tmp_path):
+    image = make_image()
+    cpu = _cached(tmp_path)
+    cpu.set_image(image)
+    gpu = _cached(tmp_path, device="cuda")
+    gpu.set_image(image)
+    assert gpu.encoder_calls == 1 and gpu.embedding_cache.hits == 0 and gpu.embedding_cache.misses == 1
 
 
 def test_eviction_keeps_the_folder_under_its_size_least_recently_used_first(tmp_path):

@@ -71,6 +71,12 @@ def test_two_tasks_in_one_pass_equal_each_alone_with_half_the_encoder_calls(alon
     assert [x["encoder_calls"] for x in lat] == [LIMIT, 0] and [x["encoder_shared"] for x in lat] == [0, LIMIT]
     assert lat[1]["encoder_seconds_saved"] == pytest.approx(model.encoder_seconds, rel=1e-3)
     assert lat[1]["stages"]["encoder"]["calls"] == 0 and lat[1]["decoder_calls"] > 0
+    pass_wall = lat[0]["pass_wall_seconds"]
+    assert lat[1]["pass_wall_seconds"] == pass_wall and lat[0]["pass_tasks"] == ["proposals", "instances"]
+    # each task's wall is its share of the pass (the encoder runs are the first task's) plus its scoring
+    share = [x["pass_share_seconds"] for x in lat]
+    assert share[0] >= model.encoder_seconds and share[1] > 0 and sum(share) <= pass_wall
+    assert all(x["wall_seconds"] > s for x, s in zip(lat, share))
 
 
 def test_resume_reruns_an_item_only_for_the_task_that_lacks_it(alone, data_root, tmp_path):

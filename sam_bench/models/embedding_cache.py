@@ -7,7 +7,8 @@ hf-sam's embeddings) plus the sizes the adapter keeps, as one safetensors file
 
     model family and options (``ModelInfo``: name, variant, hq_token_only...), the weights
     (checkpoint sha256, else the untrained seed, else a sha256 of the parameters), dtype,
-    device kind, the adapter's input resolution, torch version, storage dtype, and the sha256
+    device kind (``device_kind``: ``cpu``, or ``cuda:`` and the GPU's name, since kernels and
+    their rounding differ between GPU models), the adapter's input resolution, torch version, storage dtype, and the sha256
     of the image's bytes and shape.
 
 Writes are atomic (temporary file, then rename). ``max_bytes`` bounds the folder: after a write
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 CACHE_ENV = "SAM_BENCH_EMBEDDING_CACHE"
 SIZE_ENV = "SAM_BENCH_EMBEDDING_CACHE_SIZE"
-FORMAT = 1  # bump when an entry's layout changes
+FORMAT = 2  # bump when an entry's layout or key changes (2: the GPU's name in the device kind)
 STORE = ("native", "bf16", "fp16")
 _PARAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> sha256 of its parameters
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -59,6 +60,16 @@ def image_sha256(image: np.ndarray) -> str:
     h = hashlib.sha256(repr(image.shape).encode())
     h.update(np.ascontiguousarray(image).data)
     return h.hexdigest()
+
+
+def device_kind(device: Any) -> str:
+    """What of the device the key holds: its type, and for CUDA the GPU's name (``cuda:NVIDIA H200``)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return device.type
 
 
 def weights_id(model: Any) -> str:
@@ -119,7 +130,7 @@ class EmbeddingCache:
 
         info = {k: v for k, v in model.info.as_dict().items() if k not in ("checkpoint", "weights")}
         fields = {"format": FORMAT, "adapter": type(model).__name__, "info": info, "weights": weights_id(model),
-                  "dtype": str(model.dtype), "device": model.device.type, "input": model._encoder_key(),
+                  "dtype": str(model.dtype), "device": device_kind(model.device), "input": model._encoder_key(),
                   "torch": torch.__version__, "store": self.store, "image": image_sha256(image)}
         return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
 
