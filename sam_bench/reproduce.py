@@ -112,8 +112,9 @@ def execute(entries: list[dict], args: argparse.Namespace, out: Path, manifest: 
         else:
             _outcome(entry, results)
         finally:
-            for e in group:  # a shared pass's time is its first entry's
-                e["seconds"] = round(time.perf_counter() - t0, 2) if e is entry else e.get("seconds", 0.0)
+            elapsed = round(time.perf_counter() - t0, 2)
+            for e in group:  # in a shared pass, each entry's own share (else the whole pass is the first's)
+                e["seconds"] = e.pop("pass_share", elapsed if e is entry else e.get("seconds", 0.0))
             manifest["runs"] = entries
             atomic_write_json(out / MANIFEST, manifest)
 
@@ -151,6 +152,8 @@ def _run_shared(group: list[dict], model, args: argparse.Namespace, out: Path, l
                         embedding_cache=args.embedding_cache, save_predictions=getattr(args, "save_predictions", True))
     for e, res in zip(group, results):
         e["shared_pass"] = [n for n in names if n != e["preset"]]
+        if res:  # the pass's time on this preset's items plus its scoring (``multitask``)
+            e["pass_share"] = round(res["latency"]["wall_seconds"], 2)
         _outcome(e, res)
 
 

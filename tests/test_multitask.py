@@ -151,5 +151,8 @@ def test_reproduce_runs_presets_on_the_same_images_in_one_pass(tmp_path):
         calls[way] = [f["latency"]["encoder_calls"] for f in found]
         metrics[way] = [f["metrics"] for f in found]
         assert all(("shared_pass" in r) == (way == "shared") for r in runs)
+        assert all(r["seconds"] > 0 for r in runs)
+        if way == "shared":  # each preset's time in the manifest is its own share of the pass, not 0
+            assert [r["seconds"] for r in runs] == [round(f["latency"]["wall_seconds"], 2) for f in found]
     assert calls == {"shared": [1, 0, 0], "alone": [1, 1, 1]}
     assert all(_same(a, b) for a, b in zip(metrics["shared"], metrics["alone"]))
