@@ -118,16 +118,20 @@ def _entry(state):
 def reproduce(data_root: str, tasks: list[str], work: Path, more: list[str]) -> dict:
     rows = {}
     for name, extra in (("shared", []), ("not_shared", ["--no-share"])):
-        out = work / name
+        out, seen = work / name, set()
         chosen = [] if tasks == ["all"] else ["--tasks", *tasks]
         wall = sam_bench("reproduce", *MODEL, "--quick", "--data-root", data_root, *chosen,
                          "--out", str(out), *more, *extra)
         manifest = json.loads((out / "reproduce.json").read_text())
-        calls = 0
-        for d in {e["dir"] for e in manifest["runs"] if e.get("status") == "done"}:
-            calls += json.loads((out / d / "results.json").read_text())["latency"]["encoder_calls"]
-        rows[name] = {"process_wall_s": round(wall, 1), "encoder_calls": calls,
-                      "runs": {f'{e["preset"]}-{e.get("model", "")}': e["status"] for e in manifest["runs"]}}
+        runs, calls = {}, 0
+        for e in manifest["runs"]:
+            run = runs[f'{e["preset"]}-{e.get("model", "")}'] = {"status": e["status"], "seconds": e.get("seconds")}
+            if e.get("status") == "done" and (out / e["dir"] / "results.json").exists():
+                lat = json.loads((out / e["dir"] / "results.json").read_text())["latency"]
+                run.update(encoder_calls=lat["encoder_calls"], encoder_shared=lat.get("encoder_shared"))
+                calls += lat["encoder_calls"] if e["dir"] not in seen else 0
+                seen.add(e["dir"])
+        rows[name] = {"process_wall_s": round(wall, 1), "encoder_calls": calls, "runs": runs}
     return rows
 
 
