@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sam_bench.errors import CheckpointError, ConfigError, NotBuilt
+from sam_bench.errors import CheckpointError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare
-from sam_bench.models.sam_v1 import model_info, random_init
+from sam_bench.models.sam_v1 import with_weights
 
 if TYPE_CHECKING:
     import torch
@@ -107,14 +107,7 @@ def build_efficientvit_sam(checkpoint=None, untrained: bool = False, device="cpu
 
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     build = lambda: create_efficientvit_sam_model(f"efficientvit-sam-{variant}", pretrained=False)  # norm eps 1e-6
-    if untrained:
-        if checkpoint:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
-        sam = random_init(build, seed)
-        info = model_info("efficientvit-sam", None, None, True, dtype, seed, variant=variant)
-    else:
-        path, sha = checkpoints.resolve("efficientvit-sam", checkpoint, default=f"efficientvit_sam_{variant}")
-        sam = build()
-        _load_weights(sam, path, variant)
-        info = model_info("efficientvit-sam", path, sha, False, dtype, variant=variant)
+    sam, info = with_weights("efficientvit-sam", build, checkpoint, untrained, dtype, seed,
+                             default=f"efficientvit_sam_{variant}", load=lambda m, p: _load_weights(m, p, variant),
+                             variant=variant)
     return EfficientViTSamModel(sam, info, device, torch_dtype, prompt_batch)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sam_bench.errors import ConfigError, NotBuilt
+from sam_bench.errors import NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.options import declare
-from sam_bench.models.sam_v1 import SamV1Model, model_info, random_init
+from sam_bench.models.sam_v1 import SamV1Model, with_weights
 
 if TYPE_CHECKING:
     import torch
@@ -63,14 +63,7 @@ def build_hq_sam(checkpoint=None, untrained: bool = False, device="cpu", dtype: 
     from sam_bench.config import resolve_device, resolve_dtype
 
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
-    if untrained:
-        if checkpoint:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
-        sam = random_init(sam_model_registry[variant], seed)
-        info = model_info("hq-sam", None, None, True, dtype, seed, variant=variant, hq_token_only=hq_token_only)
-    else:
-        path, sha = checkpoints.resolve("hq-sam", checkpoint, default=f"sam_hq_{variant}")
-        sam = sam_model_registry[variant]()
-        checkpoints.load_into(sam, path, strict=False)
-        info = model_info("hq-sam", path, sha, False, dtype, variant=variant, hq_token_only=hq_token_only)
+    load = lambda module, path: checkpoints.load_into(module, path, strict=False)
+    sam, info = with_weights("hq-sam", sam_model_registry[variant], checkpoint, untrained, dtype, seed,
+                             default=f"sam_hq_{variant}", load=load, variant=variant, hq_token_only=hq_token_only)
     return HQSamModel(sam, info, device, torch_dtype, prompt_batch, hq_token_only=hq_token_only)

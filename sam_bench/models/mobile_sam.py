@@ -18,10 +18,9 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from sam_bench.errors import ConfigError, NotBuilt
-from sam_bench.models import checkpoints
+from sam_bench.errors import NotBuilt
 from sam_bench.models.options import declare
-from sam_bench.models.sam_v1 import SamV1Model, model_info, random_init
+from sam_bench.models.sam_v1 import SamV1Model, with_weights
 
 if TYPE_CHECKING:
     import torch
@@ -55,16 +54,8 @@ def _build(name: str, cls: type[SamV1Model], default: str, checkpoint=None, untr
     from sam_bench.config import resolve_device, resolve_dtype
 
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
-    if untrained:
-        if checkpoint:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
-        sam = random_init(sam_model_registry["vit_t"], seed)
-        info = model_info(name, None, None, True, dtype, seed, **extra)
-    else:
-        path, sha = checkpoints.resolve(name, checkpoint, default=default)
-        sam = sam_model_registry["vit_t"]()
-        checkpoints.load_into(sam, path)
-        info = model_info(name, path, sha, False, dtype, **extra)
+    sam, info = with_weights(name, sam_model_registry["vit_t"], checkpoint, untrained, dtype, seed, default=default,
+                             **extra)
     return cls(sam, info, device, torch_dtype, prompt_batch)
 
 

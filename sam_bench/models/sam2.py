@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sam_bench.errors import ConfigError, NotBuilt
+from sam_bench.errors import NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import Prediction, PromptableModel
 from sam_bench.models.options import declare
-from sam_bench.models.sam_v1 import model_info, random_init
+from sam_bench.models.sam_v1 import with_weights
 
 CONFIGS = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
 
@@ -77,15 +77,8 @@ def build_sam2(checkpoint=None, untrained: bool = False, device="cpu", dtype: st
 
     device, torch_dtype = resolve_device(None if device is None else str(device)), resolve_dtype(dtype)
     config = f"configs/sam2.1/{CONFIGS[variant]}.yaml"
-    if untrained:
-        if checkpoint:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
-        model = random_init(lambda: _build(config, None, device="cpu"), seed)
-        info = model_info("sam2", None, None, True, dtype, seed, variant=variant)
-    else:
-        path, sha = checkpoints.resolve("sam2", checkpoint, default=f"sam2.1_hiera_{variant}")
-        model = _build(config, None, device="cpu")
-        checkpoints.load_into(model, path, key="model")
-        info = model_info("sam2", path, sha, False, dtype, variant=variant)
+    model, info = with_weights("sam2", lambda: _build(config, None, device="cpu"), checkpoint, untrained, dtype, seed,
+                               default=f"sam2.1_hiera_{variant}",
+                               load=lambda m, p: checkpoints.load_into(m, p, key="model"), variant=variant)
     model = model.to(device).eval()
     return Sam2Model(SAM2ImagePredictor(model), info, device, torch_dtype, prompt_batch)

@@ -126,6 +126,21 @@ def model_info(name: str, path, sha: str | None, untrained: bool, dtype: str | N
                      untrained=untrained, extra=ex)
 
 
+def with_weights(name: str, build, checkpoint, untrained: bool, dtype: str | None, seed: int, default: str,
+                 load=checkpoints.load_into, **extra: Any) -> tuple[torch.nn.Module, ModelInfo]:
+    """``build()``'s module with random weights from ``seed`` (``untrained``) or with ``checkpoint``
+    loaded by ``load(module, path)`` (the cache's official file ``default`` when none is given), and
+    the ``ModelInfo`` results record (``extra``: the model's options)."""
+    if untrained:
+        if checkpoint:
+            raise ConfigError("--untrained and --checkpoint exclude each other")
+        return random_init(build, seed), model_info(name, None, None, True, dtype, seed, **extra)
+    path, sha = checkpoints.resolve(name, checkpoint, default=default)
+    module = build()
+    load(module, path)
+    return module, model_info(name, path, sha, False, dtype, **extra)
+
+
 def _build(variant: str, checkpoint=None, untrained: bool = False, device="cpu", dtype: str | None = None,
            seed: int = 0, prompt_batch: int | None = None) -> SamV1Model:
     from segment_anything import sam_model_registry
@@ -134,16 +149,7 @@ def _build(variant: str, checkpoint=None, untrained: bool = False, device="cpu",
 
     name = f"sam_{variant}"
     device, torch_dtype = resolve_device(device if device is None else str(device)), resolve_dtype(dtype)
-    if untrained:
-        if checkpoint:
-            raise ConfigError("--untrained and --checkpoint exclude each other")
-        sam = random_init(sam_model_registry[variant], seed)
-        info = model_info(name, None, None, True, dtype, seed)
-    else:
-        path, sha = checkpoints.resolve(name, checkpoint, default=name)
-        sam = sam_model_registry[variant]()
-        checkpoints.load_into(sam, path)
-        info = model_info(name, path, sha, False, dtype)
+    sam, info = with_weights(name, sam_model_registry[variant], checkpoint, untrained, dtype, seed, default=name)
     return SamV1Model(sam, info, device, torch_dtype, prompt_batch)
 
 
