@@ -1,8 +1,13 @@
 """The runner contract every promptable adapter passes (SAM v1, HF, SAM 2, HQ-SAM, the lightweight
 families, RITM): one encoder call per image however many prompts, float32 outputs of the documented
-shapes, low-res logits accepted back as mask input, and a batched decode equal to one-by-one."""
+shapes, low-res logits accepted back as mask input, and a batched decode equal to one-by-one; and
+what loading a checkpoint without a published hash records."""
 
 from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,3 +42,18 @@ def check_promptable_contract(model, image: np.ndarray = IMG, atol: float = 1e-4
         torch.testing.assert_close(one.iou_scores[0], both.iou_scores[i], rtol=0, atol=atol)
     assert model.encoder_calls == calls, "prompts on one image must not re-run the encoder"
     assert model.decoded_prompts >= 12
+
+
+def check_unverified_checkpoint(name: str, path: Path, state: dict, caplog, **options):
+    """``build_model(name, checkpoint=path)`` warns that the file has no published hash, records the
+    file, its sha256 and trained weights, and holds ``state``'s parameters; returns the model."""
+    from sam_bench.models.base import build_model
+
+    with caplog.at_level(logging.WARNING):
+        model = build_model(name, checkpoint=str(path), device="cpu", **options)
+    assert f"no published hash for {path.name}" in caplog.text
+    assert model.info.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert model.info.as_dict()["checkpoint"] == str(path) and not model.info.untrained
+    for key, p in model.sam.named_parameters():
+        assert torch.equal(p, state[key]), key
+    return model

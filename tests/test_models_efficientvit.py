@@ -5,16 +5,13 @@ memoised, so each image is encoded once."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-
 import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("efficientsam")
 
-from contract import BOXES, IMG, LABELS, PTS, check_promptable_contract  # noqa: E402
+from contract import BOXES, IMG, LABELS, PTS, check_promptable_contract, check_unverified_checkpoint  # noqa: E402
 from sam_bench.errors import CheckpointError, ConfigError  # noqa: E402
 from sam_bench.models.base import build_model  # noqa: E402
 from sam_fixtures import MemoEncoder  # noqa: E402
@@ -66,13 +63,7 @@ def test_official_file_loads_unverified_with_its_sha256(l0, tmp_path, caplog):
     state = _plain_state(l0)
     path = tmp_path / "efficientvit_sam_l0.pt"
     torch.save({"state_dict": state}, path)  # the package's loader also takes a training checkpoint's nesting
-    with caplog.at_level(logging.WARNING):
-        model = build_model("efficientvit-sam", checkpoint=str(path), device="cpu")
-    assert "no published hash for efficientvit_sam_l0.pt" in caplog.text
-    assert model.info.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert model.info.as_dict()["checkpoint"] == str(path) and not model.info.untrained
-    for name, p in model.sam.named_parameters():
-        assert torch.equal(p, state[name]), name
+    check_unverified_checkpoint("efficientvit-sam", path, state, caplog)
     bare = tmp_path / "bare" / "efficientvit_sam_l0.pt"
     bare.parent.mkdir()
     torch.save(state, bare)

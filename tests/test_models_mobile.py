@@ -14,7 +14,7 @@ import torch
 
 pytest.importorskip("mobile_sam")
 
-from contract import BOXES, IMG, LABELS, PTS, check_promptable_contract  # noqa: E402
+from contract import BOXES, IMG, LABELS, PTS, check_promptable_contract, check_unverified_checkpoint  # noqa: E402
 from sam_bench.cli import main  # noqa: E402
 from sam_bench.errors import CheckpointError  # noqa: E402
 from sam_bench.models.base import build_model  # noqa: E402
@@ -97,13 +97,7 @@ def test_tinysam_checkpoint_loads_unverified_with_its_sha256(mobile, tmp_path, c
     path = tmp_path / "tinysam_42.3.pth"
     state = _plain_state(mobile)
     torch.save(state, path)
-    with caplog.at_level(logging.WARNING):
-        model = build_model("tinysam", checkpoint=str(path), device="cpu")
-    assert "no published hash for tinysam_42.3.pth" in caplog.text
-    assert model.info.checkpoint_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert model.info.as_dict()["checkpoint"] == str(path) and not model.info.untrained
-    for name, p in model.sam.named_parameters():
-        assert torch.equal(p, state[name]), name
+    check_unverified_checkpoint("tinysam", path, state, caplog)
 
 
 def test_mobile_sam_checkpoint_is_hash_checked(mobile, tmp_path, caplog):
