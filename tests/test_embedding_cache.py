@@ -3,6 +3,7 @@ its key separates weights, dtype, device kind and image, writes are atomic, and 
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -66,6 +67,56 @@ def test_a_different_weights_dtype_or_image_never_hits(tmp_path):
     for model in (other_seed, half):
         model.set_image(image)
         assert model.encoder_calls == 1 and model.embedding_cache.hits == 0
+
+
+def test_weights_changed_in_process_never_hit_older_entries(tmp_path, caplog):
+    image = make_image()
+    seeded = lambda: _cached(tmp_path, seed=3)
+    model = seeded()
+    model.info.extra["weights"] = "random weights (seed 3)"  # as a builder records --untrained
+    model.set_image(image)
+    model.set_image(image)  # same weights: a hit
+    assert (model.encoder_calls, model.embedding_cache.hits) == (1, 1)
+    with torch.no_grad():  # a fine-tuning step on the encoder, in place
+        next(model.sam.image_encoder.parameters()).add_(0.01)
+    with caplog.at_level(logging.WARNING, logger="sam_bench"):
+        model.set_image(image)
+    assert model.encoder_calls == 2 and "weights changed after it was built" in caplog.text
+    model.set_image(image)  # the new weights' own entry
+    assert (model.encoder_calls, model.embedding_cache.hits) == (2, 2)
+    model.sam.image_encoder.neck[0].weight = torch.nn.Parameter(model.sam.image_encoder.neck[0].weight.clone())
+    model.set_image(image)  # a replaced tensor, equal values: the hash finds the same entry
+    assert (model.encoder_calls, model.embedding_cache.hits) == (2, 3)
+    fresh = seeded()  # as built again: the seed's entry
+    fresh.info.extra["weights"] = "random weights (seed 3)"
+    fresh.set_image(image)
+    assert fresh.encoder_calls == 0
+    unnamed = _cached(tmp_path)  # neither a checkpoint nor a seed recorded: keyed by the hash throughout
+    unnamed.set_image(image)
+    with torch.no_grad():
+        next(unnamed.sam.image_encoder.parameters()).add_(0.01)
+    unnamed.set_image(image)
+    assert unnamed.encoder_calls == 2
+
+
+def test_a_cache_that_cannot_be_written_warns_once_and_changes_nothing(tmp_path, monkeypatch, caplog):
+    from sam_bench.models import embedding_cache
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    image = make_image()
+    plain = tiny_model()
+    plain.prompt_batch = 3
+    ref = _decode(plain, image)
+    monkeypatch.setattr(embedding_cache, "atomic_write_bytes", full)
+    model = _cached(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="sam_bench"):
+        got = _decode(model, image)
+        _decode(model, make_image(210, 310))
+    assert torch.equal(got.logits, ref.logits) and model.encoder_calls == 2
+    assert caplog.text.count("cannot store an entry ([Errno 28] No space left on device)") == 1 and str(tmp_path) in caplog.text
+    assert model.latency()["embedding_cache_write_errors"] == 2
 
 
 def test_another_device_kind_never_hits(tmp_path, monkeypatch):

@@ -6,10 +6,11 @@ hf-sam's embeddings) plus the sizes the adapter keeps, as one safetensors file
 ``DIR/<k[:2]>/<k>.safetensors``, where ``k`` is the sha256 of the key:
 
     model family and options (``ModelInfo``: name, variant, hq_token_only...), the weights
-    (checkpoint sha256, else the untrained seed, else a sha256 of the parameters), dtype,
-    device kind (``device_kind``: ``cpu``, or ``cuda:`` and the GPU's name, since kernels and
-    their rounding differ between GPU models), the adapter's input resolution, torch version, storage dtype, and the sha256
-    of the image's bytes and shape.
+    (checkpoint sha256 or the untrained seed while the weights are as built, else a sha256 of
+    the parameters: ``weights_id``), dtype, device kind (``device_kind``: ``cpu``, or ``cuda:``
+    and the GPU's name, since kernels and their rounding differ between GPU models), the
+    adapter's input resolution, torch version, storage dtype, and the sha256 of the image's
+    bytes and shape.
 
 Writes are atomic (temporary file, then rename). ``max_bytes`` bounds the folder: after a write
 the least recently used entries (file mtime, touched on every hit) are removed until it fits.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -37,11 +39,14 @@ from sam_bench.results import atomic_write_bytes
 if TYPE_CHECKING:
     import torch
 
+log = logging.getLogger("sam_bench")
+
 CACHE_ENV = "SAM_BENCH_EMBEDDING_CACHE"
 SIZE_ENV = "SAM_BENCH_EMBEDDING_CACHE_SIZE"
 FORMAT = 2  # bump when an entry's layout or key changes (2: the GPU's name in the device kind)
 STORE = ("native", "bf16", "fp16")
-_PARAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> sha256 of its parameters
+# model -> (fingerprint at its first lookup, (fingerprint, sha256 of its tensors) or None)
+_PARAMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
@@ -73,28 +78,60 @@ def device_kind(device: Any) -> str:
 
 
 def weights_id(model: Any) -> str:
-    """What identifies the weights: the checkpoint's sha256, the untrained seed, or (neither recorded)
-    a sha256 of the parameters and buffers, computed once per model."""
+    """What identifies the weights: the checkpoint's sha256 or the untrained seed, as long as no
+    parameter or buffer has been replaced or changed in place since the model's first lookup (torch's
+    version counters, ``_fingerprint``); otherwise (or with neither recorded) a sha256 of them all,
+    computed again whenever they change, so weights edited in-process never hit older entries."""
     info = model.info
+    recorded = None
     if info.checkpoint_sha256 and not info.untrained:
-        return f"sha256:{info.checkpoint_sha256}"
-    if info.untrained and "weights" in info.extra:
-        return str(info.extra["weights"])
-    if model not in _PARAMS:
-        _PARAMS[model] = _parameter_hash(model)
-    return f"params:{_PARAMS[model]}"
+        recorded = f"sha256:{info.checkpoint_sha256}"
+    elif info.untrained and "weights" in info.extra:
+        recorded = str(info.extra["weights"])
+    tensors = list(_tensors(model))
+    now = _fingerprint(tensors)
+    first, digest = _PARAMS.setdefault(model, (now, None))
+    if recorded is not None and now == first:
+        return recorded
+    if digest is None or digest[0] != now:
+        if recorded is not None:
+            log.warning("embedding cache: %s's weights changed after it was built; entries are keyed by "
+                        "a hash of them from now on", info.name)
+        digest = (now, _parameter_hash(tensors))
+        _PARAMS[model] = (first, digest)
+    return f"params:{digest[1]}"
 
 
-def _parameter_hash(model: Any) -> str:
+def _tensors(model: Any):
+    """(name, tensor) of every parameter and buffer of the torch modules an adapter holds."""
+    import torch
+
+    for attr, value in vars(model).items():
+        module = value if isinstance(value, torch.nn.Module) else getattr(value, "model", None)
+        if isinstance(module, torch.nn.Module):
+            for name, t in module.state_dict(keep_vars=True).items():
+                yield f"{attr}.{name}", t
+
+
+def _fingerprint(tensors: list) -> tuple:
+    """(name, id, version) of each tensor: changes when one is replaced or modified in place."""
+    out = []
+    for name, t in tensors:
+        try:
+            version = t._version
+        except RuntimeError:  # an inference tensor keeps no version counter: its identity alone
+            version = -1
+        out.append((name, id(t), version))
+    return tuple(out)
+
+
+def _parameter_hash(tensors: list) -> str:
     import torch
 
     h = hashlib.sha256()
-    for value in vars(model).values():
-        module = value if isinstance(value, torch.nn.Module) else getattr(value, "model", None)
-        if isinstance(module, torch.nn.Module):
-            for name, t in module.state_dict().items():
-                h.update(name.encode())
-                h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    for name, t in tensors:
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -111,7 +148,7 @@ class EmbeddingCache:
             raise ConfigError(f"--embedding-cache {self.root}: cannot create it ({exc})") from None
         self.max_bytes = parse_size(max_bytes)
         self.store = store
-        self.hits = self.misses = self.evicted = 0
+        self.hits = self.misses = self.evicted = self.write_errors = 0
         self.seconds_saved = self.load_seconds = 0.0
 
     @classmethod
@@ -165,7 +202,8 @@ class EmbeddingCache:
         return tensors, meta
 
     def put(self, key: str, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-        """Store an entry atomically, then evict least recently used entries beyond ``max_bytes``."""
+        """Store an entry atomically, then evict least recently used entries beyond ``max_bytes``; a
+        folder that cannot be written (full disk, permissions) is warned about once and counted."""
         import torch
         from safetensors.torch import save
 
@@ -175,8 +213,14 @@ class EmbeddingCache:
         stored = {k: (t.to(cast) if cast is not None and t.is_floating_point() else t).detach().cpu().contiguous()
                   for k, t in tensors.items()}
         data = save(stored, metadata={"sam_bench": json.dumps({**meta, "dtypes": dtypes, "strides": strides})})
-        atomic_write_bytes(self.path(key), data)
-        self.evict()
+        try:
+            atomic_write_bytes(self.path(key), data)
+            self.evict()
+        except OSError as exc:  # the cache only saves time: the run goes on, its numbers unchanged
+            self.write_errors += 1
+            (log.warning if self.write_errors == 1 else log.debug)(
+                "embedding cache %s: cannot store an entry (%s); this run goes on without storing%s", self.root, exc,
+                "" if self.write_errors == 1 else f" ({self.write_errors} entries not stored)")
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last use, bytes, path) of every entry, oldest first."""
@@ -210,7 +254,8 @@ class EmbeddingCache:
         return {"embedding_cache_hits": self.hits, "embedding_cache_misses": self.misses,
                 "encoder_seconds_saved": round(self.seconds_saved, 4),
                 "embedding_cache_load_seconds": round(self.load_seconds, 4),
-                "embedding_cache_store": self.store, "embedding_cache_evicted": self.evicted}
+                "embedding_cache_store": self.store, "embedding_cache_evicted": self.evicted,
+                "embedding_cache_write_errors": self.write_errors}
 
 
 def _metadata(data: bytes) -> dict:
