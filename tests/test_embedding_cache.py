@@ -99,6 +99,22 @@ def test_weights_changed_in_process_never_hit_older_entries(tmp_path, caplog):
     assert unnamed.encoder_calls == 2
 
 
+def test_weights_changed_between_build_and_first_lookup_are_seen(tmp_path):
+    from sam_bench.models import embedding_cache
+    from sam_bench.models.base import build_model
+
+    image = make_image()
+    cache = EmbeddingCache(tmp_path)
+    first = build_model("sam_vit_b", untrained=True, device="cpu")
+    first.embedding_cache = cache
+    key = cache.key(first, image)
+    assert embedding_cache.weights_id(first) == "random weights (seed 0)"
+    edited = build_model("sam_vit_b", untrained=True, device="cpu")
+    with torch.no_grad():
+        edited.sam.image_encoder.neck[0].weight.mul_(0.5)  # before any lookup
+    assert cache.key(edited, image) != key and embedding_cache.weights_id(edited).startswith("params:")
+
+
 def test_a_cache_that_cannot_be_written_warns_once_and_changes_nothing(tmp_path, monkeypatch, caplog):
     from sam_bench.models import embedding_cache
 

@@ -366,4 +366,8 @@ def build_model(name: str, *, checkpoint: str | None = None, untrained: bool = F
         raise ConfigError(f"model {name!r}: its builder returned a {type(model).__name__}, not a model (subclass "
                           f"PromptableModel, EdgeModel, ProposalModel or TextModel)")
     record_options(model, spec, chosen)
+    if isinstance(model, PromptableModel) and model.caches_encoder:
+        from sam_bench.models.embedding_cache import note_built
+
+        note_built(model)  # weights changed after this point are never keyed by the checkpoint's name
     return model

@@ -79,9 +79,10 @@ def device_kind(device: Any) -> str:
 
 def weights_id(model: Any) -> str:
     """What identifies the weights: the checkpoint's sha256 or the untrained seed, as long as no
-    parameter or buffer has been replaced or changed in place since the model's first lookup (torch's
-    version counters, ``_fingerprint``); otherwise (or with neither recorded) a sha256 of them all,
-    computed again whenever they change, so weights edited in-process never hit older entries."""
+    parameter or buffer has been replaced or changed in place since the model was built
+    (``note_built``; else since its first lookup: torch's version counters, ``_fingerprint``);
+    otherwise (or with neither recorded) a sha256 of them all, computed again whenever they change,
+    so weights edited in-process never hit older entries."""
     info = model.info
     recorded = None
     if info.checkpoint_sha256 and not info.untrained:
@@ -100,6 +101,12 @@ def weights_id(model: Any) -> str:
         digest = (now, _parameter_hash(tensors))
         _PARAMS[model] = (first, digest)
     return f"params:{digest[1]}"
+
+
+def note_built(model: Any) -> None:
+    """Remember ``model``'s tensors as its builder left them (``build_model`` calls this), so weights
+    changed at any time after, even before the first lookup, are keyed by their hash."""
+    _PARAMS[model] = (_fingerprint(list(_tensors(model))), None)
 
 
 def _tensors(model: Any):
