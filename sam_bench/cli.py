@@ -27,7 +27,7 @@ VERBS = {
 
 EPILOG = """examples:
   sam-bench reproduce                                  # every experiment, synthetic data, classical models
-  sam-bench run single-point --model grabcut --dataset GrabCut Berkeley --data-root ../shared/data
+  sam-bench run single-point --model grabcut --dataset GrabCut Berkeley --data-root ~/data
   sam-bench run edges --model sam_vit_h --checkpoint sam_vit_h_4b8939.pth --dataset BSDS500 --split test
   sam-bench run proposals --model sam_vit_b --untrained --limit 2     # code path, random weights
   sam-bench run proposals,instances --model sam_vit_b --untrained --dataset LVIS --limit 2  # one encoder pass

@@ -30,7 +30,7 @@ import numpy as np
 from sam_bench import distributed
 from sam_bench.data.base import Dataset
 from sam_bench.errors import BadInput, ConfigError
-from sam_bench.models.embedding_cache import cache_of
+from sam_bench.models.base import cache_of
 from sam_bench.progress import track
 from sam_bench.results import ItemStore, keep_prediction
 from sam_bench.runlock import RunLock

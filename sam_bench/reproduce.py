@@ -29,7 +29,7 @@ declares on its options (``option(..., quick=...)``; CI).
 
 examples:
   sam-bench reproduce                                          # synthetic data, classical baselines
-  sam-bench reproduce --data-root ../shared/data --quick       # real data present, a few items each
+  sam-bench reproduce --data-root ~/data --quick       # real data present, a few items each
   sam-bench reproduce --model sam_vit_h --checkpoint sam_vit_h_4b8939.pth --data-root ~/data
   sam-bench reproduce --model sam_vit_b --untrained --quick --tasks edges proposals
   sam-bench reproduce --model sam2 --untrained --model-option variant=t --quick --tasks single-point

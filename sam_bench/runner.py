@@ -77,7 +77,7 @@ def unique_names(datasets: list[Dataset]) -> None:
 
 
 def _model_seconds(model: Model) -> float:
-    from sam_bench.models.embedding_cache import cache_of
+    from sam_bench.models.base import cache_of
 
     cache = cache_of(model)
     return model.encoder_seconds + model.decoder_seconds + (cache.load_seconds if cache is not None else 0.0)
@@ -172,7 +172,7 @@ def _evaluate(task: Task, model: Model, datasets: list[Dataset], out: Path, rank
         return None
     stages.add("encoder", model.encoder_seconds, model.encoder_calls)
     stages.add("decoder", model.decoder_seconds, model.decoder_calls)
-    from sam_bench.models.embedding_cache import cache_of
+    from sam_bench.models.base import cache_of
 
     cache = cache_of(model)
     if cache is not None:
@@ -339,8 +339,8 @@ def prepare_model(model: str | Any, *, checkpoint: str | None = None, untrained:
                   model_options: dict | None = None, embedding_cache: Any = None) -> Any:
     """``model`` built when it is a name; its prompt batch and embedding cache set (``embedding_cache``:
     a folder, an ``EmbeddingCache``, else ``$SAM_BENCH_EMBEDDING_CACHE``; promptable models only)."""
-    from sam_bench.models.base import build_model
-    from sam_bench.models.embedding_cache import EmbeddingCache, attach
+    from sam_bench.models.base import attach, build_model
+    from sam_bench.models.embedding_cache import EmbeddingCache
 
     if isinstance(model, str):
         model = build_model(model, checkpoint=checkpoint, untrained=untrained, device=device, dtype=dtype,

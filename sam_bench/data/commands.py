@@ -1,8 +1,8 @@
 """List, verify and prepare the datasets of the catalog (``datasets/*.toml`` cards).
 
 examples:
-  sam-bench datasets list --data-root ../shared/data
-  sam-bench datasets verify --data-root ../shared/data            # every dataset found there
+  sam-bench datasets list --data-root ~/data
+  sam-bench datasets verify --data-root ~/data            # every dataset found there
   sam-bench datasets verify BSDS500 GrabCut --quick                # counts only, no decoding
   sam-bench datasets prepare NDD20 --data-root /data               # instructions, then convert
   sam-bench datasets prepare BBBC038v1 --download                  # fetch the public archive too

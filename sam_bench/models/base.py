@@ -371,3 +371,14 @@ def build_model(name: str, *, checkpoint: str | None = None, untrained: bool = F
 
         note_built(model)  # weights changed after this point are never keyed by the checkpoint's name
     return model
+
+
+def cache_of(model: Any) -> Any:
+    """The ``EmbeddingCache`` ``model`` reads and fills (promptable models only), or None."""
+    return model.embedding_cache if isinstance(model, PromptableModel) else None
+
+
+def attach(model: Any, cache: Any) -> None:
+    """Give ``model`` the cache when its adapter can store its encoder output (others run uncached)."""
+    if cache is not None and isinstance(model, PromptableModel) and model.caches_encoder:
+        model.embedding_cache = cache

@@ -280,18 +280,3 @@ def _restore(t: torch.Tensor, meta: dict, name: str, device: torch.device) -> to
     stride = tuple(meta.get("strides", {}).get(name, t.stride()))
     out = torch.empty_strided(t.shape, stride, dtype=dtype, device=device)
     return out.copy_(t)
-
-
-def cache_of(model: Any) -> EmbeddingCache | None:
-    """The embedding cache ``model`` reads and fills (promptable models only), or None."""
-    from sam_bench.models.base import PromptableModel
-
-    return model.embedding_cache if isinstance(model, PromptableModel) else None
-
-
-def attach(model: Any, cache: EmbeddingCache | None) -> None:
-    """Give ``model`` the cache when its adapter can store its encoder output (others run uncached)."""
-    from sam_bench.models.base import PromptableModel
-
-    if cache is not None and isinstance(model, PromptableModel) and model.caches_encoder:
-        model.embedding_cache = cache
