@@ -1,5 +1,6 @@
 """Every adapter that stores its encoder output gets it back whole: HQ-SAM (intermediate features),
-SAM 2 (high-resolution features) and hf-sam decode a hit exactly as the miss that filled it."""
+SAM 2 and transformers' SAM 2 / EdgeTAM (high-resolution features), hf-sam and EfficientViT-SAM
+decode a hit exactly as the miss that filled it."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ BUILD = {
     "hq-sam": (("segment_anything_hq",), lambda tmp: build_model("hq-sam", untrained=True, variant="vit_tiny")),
     "sam2": (("sam2",), lambda tmp: build_model("sam2", untrained=True, variant="t", device="cpu")),
     "hf-sam": (("transformers",), _hf_tiny),
+    "efficientvit-sam": (("efficientsam",), lambda tmp: build_model("efficientvit-sam", untrained=True, device="cpu")),
+    "hf-sam2": (("transformers",), lambda tmp: build_model("hf-sam2", untrained=True, variant="t", device="cpu")),
+    "edgetam": (("transformers", "timm"), lambda tmp: build_model("edgetam", untrained=True, device="cpu")),
 }
+MULTI = {"hq-sam", "sam2", "hf-sam2", "edgetam"}  # those storing more than the image embedding
 
 
 @pytest.mark.parametrize("name", list(BUILD))
@@ -51,4 +56,4 @@ def test_a_hit_decodes_exactly_as_the_miss(name, tmp_path):
     for a, b in [(miss.logits, hit.logits), (miss.iou_scores, hit.iou_scores), (miss.low_res_logits, hit.low_res_logits)]:
         assert torch.equal(a, b)
     tensors, _ = model._encoder_state()
-    assert len(tensors) > 1 or name == "hf-sam"  # interm / high-res features stored beside the embedding
+    assert (len(tensors) > 1) == (name in MULTI)  # interm / high-res features stored beside the embedding

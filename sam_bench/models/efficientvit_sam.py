@@ -54,6 +54,17 @@ class EfficientViTSamModel(PromptableModel):
         with self._autocast():
             self.features = self.sam.image_encoder(x.to(self.dtype))
 
+    def _encoder_key(self) -> dict:
+        return {"image_size": list(self.sam.image_size)}
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        return {"features": self.features}, {"original_size": list(self.original_size),
+                                             "input_size": list(self.input_size)}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        self.features = tensors["features"]
+        self.original_size, self.input_size = tuple(sizes["original_size"]), tuple(sizes["input_size"])
+
     def reset_image(self) -> None:
         super().reset_image()
         self.features = None

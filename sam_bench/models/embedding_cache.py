@@ -1,8 +1,9 @@
 """An on-disk cache of image-encoder outputs, so a decoder-only change does not pay the encoder again.
 
 ``PromptableModel.set_image`` asks the cache first. An entry is every tensor the decoder reads
-(SAM v1's image embedding, HQ-SAM's intermediate features, SAM 2's high-resolution features,
-hf-sam's embeddings) plus the sizes the adapter keeps, as one safetensors file
+(the image embedding of SAM v1, MobileSAM, TinySAM, EfficientViT-SAM and hf-sam; HQ-SAM's
+intermediate features; the high-resolution features of SAM 2, hf-sam2 and EdgeTAM) plus the
+sizes the adapter keeps, as one safetensors file
 ``DIR/<k[:2]>/<k>.safetensors``, where ``k`` is the sha256 of the key:
 
     model family and options (``ModelInfo``: name, variant, hq_token_only...), the weights

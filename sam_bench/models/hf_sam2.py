@@ -77,6 +77,17 @@ class HFSam2Model(HFPromptable):
         with self._autocast():
             self.embeddings = [e.float() for e in self.model.get_image_embeddings(pixels)]
 
+    def _encoder_key(self) -> dict:
+        return {"side": self.side, "float_resize": self.float_resize}
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        return ({f"embeddings.{i}": e for i, e in enumerate(self.embeddings)},
+                {"original_size": list(self.original_size), "levels": len(self.embeddings)})
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        self.embeddings = [tensors[f"embeddings.{i}"] for i in range(sizes["levels"])]
+        self.original_size = tuple(sizes["original_size"])
+
     def reset_image(self) -> None:
         super().reset_image()
         self.embeddings = None
