@@ -20,7 +20,7 @@ from sam_bench.errors import CheckpointError, NotBuilt
 from sam_bench.models import checkpoints
 from sam_bench.models.base import ModelInfo, Prediction, PromptableModel
 from sam_bench.models.options import declare
-from sam_bench.models.sam_v1 import with_weights
+from sam_bench.models.sam_v1 import EmbeddingState, with_weights
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 VARIANTS = ("l0", "l1", "l2", "xl0", "xl1")
 
 
-class EfficientViTSamModel(PromptableModel):
+class EfficientViTSamModel(EmbeddingState, PromptableModel):
     """An ``EfficientViTSam`` module through ``EfficientViTSamPredictor``'s preprocessing and decoder call."""
 
     def __init__(self, sam: torch.nn.Module, info: ModelInfo, device: torch.device | str = "cpu",
@@ -56,14 +56,6 @@ class EfficientViTSamModel(PromptableModel):
 
     def _encoder_key(self) -> dict:
         return {"image_size": list(self.sam.image_size)}
-
-    def _encoder_state(self) -> tuple[dict, dict]:
-        return {"features": self.features}, {"original_size": list(self.original_size),
-                                             "input_size": list(self.input_size)}
-
-    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
-        self.features = tensors["features"]
-        self.original_size, self.input_size = tuple(sizes["original_size"]), tuple(sizes["input_size"])
 
     def reset_image(self) -> None:
         super().reset_image()

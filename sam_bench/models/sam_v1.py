@@ -22,12 +22,20 @@ from sam_bench.results import RANDOM_WEIGHTS
 if TYPE_CHECKING:  # torch loads on first use, so listing models needs none
     import torch
 
-# Prompts per decoder call when the caller does not choose, measured by benchmarks/bench_decode.py:
-# on CPU the per-prompt cost grows with the batch (the image embedding is copied per prompt and
-# every mask is upsampled to 1024x1024), on GPU bigger batches amortise kernel launches.
+class EmbeddingState:
+    """Embedding-cache state of an adapter whose decoder reads ``features`` alone, placed at
+    ``original_size`` in the ``input_size`` frame (SAM v1, its lightweight families, EfficientViT-SAM)."""
+
+    def _encoder_state(self) -> tuple[dict, dict]:
+        return {"features": self.features}, {"original_size": list(self.original_size),
+                                             "input_size": list(self.input_size)}
+
+    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
+        self.features = tensors["features"]
+        self.original_size, self.input_size = tuple(sizes["original_size"]), tuple(sizes["input_size"])
 
 
-class SamV1Model(PromptableModel):
+class SamV1Model(EmbeddingState, PromptableModel):
     """A ``segment_anything``-style ``Sam`` module as a ``PromptableModel``.
 
     Coordinates arrive in original-image pixels ((X, Y) points, XYXY boxes) and are mapped to
@@ -66,14 +74,6 @@ class SamV1Model(PromptableModel):
 
     def _encoder_key(self) -> dict:
         return {"img_size": self.transform.target_length}
-
-    def _encoder_state(self) -> tuple[dict, dict]:
-        return {"features": self.features}, {"original_size": list(self.original_size),
-                                             "input_size": list(self.input_size)}
-
-    def _load_encoder_state(self, tensors: dict, sizes: dict) -> None:
-        self.features = tensors["features"]
-        self.original_size, self.input_size = tuple(sizes["original_size"]), tuple(sizes["input_size"])
 
     def reset_image(self) -> None:
         super().reset_image()
