@@ -132,15 +132,26 @@ def _precision_points(pts: Points, npig: np.ndarray, w: np.ndarray, rec_thrs: np
         return out
     tp, fp = w @ pts.tp.T, w @ pts.fp.T  # (B, P) exact integer sums
     den = np.where(npig > 0, npig, 1.0)[:, pts.block[pts.segment]]
+    out[:, pts.thr, pts.block] = _curve_means(tp, fp, den, pts.segment, pts.starts, rec_thrs)
+    return out
+
+
+def _curve_means(tp: np.ndarray, fp: np.ndarray, den: np.ndarray, segment: np.ndarray, starts: np.ndarray,
+                 rec_thrs: np.ndarray) -> np.ndarray:
+    """(B, S) each curve's precision envelope averaged over the recall thresholds, from (B, L) running
+    true / false positives and recall denominators of S curves laid end to end (``segment``, ``starts``).
+
+    The right-to-left maximum stays inside a curve by offsetting each one below the previous
+    (precision is in [0, 1]); the mean is sum_i env_i x (bucket_i - bucket_{i-1}) / R, bucket_i
+    being how many recall thresholds point i reaches."""
     rc = tp / den
     pr = tp / (fp + tp + np.spacing(1))
-    off = 2.0 * pts.segment
+    off = 2.0 * segment
     env = np.maximum.accumulate((pr - off)[:, ::-1], axis=1)[:, ::-1] + off
     bucket = np.searchsorted(rec_thrs, rc, side="right")
-    prev = np.concatenate([np.zeros((len(w), 1), bucket.dtype), bucket[:, :-1]], axis=1)
-    prev[:, pts.starts] = 0
-    out[:, pts.thr, pts.block] = np.add.reduceat(env * (bucket - prev), pts.starts, axis=1) / len(rec_thrs)
-    return out
+    prev = np.concatenate([np.zeros((len(tp), 1), bucket.dtype), bucket[:, :-1]], axis=1)
+    prev[:, starts] = 0
+    return np.add.reduceat(env * (bucket - prev), starts, axis=1) / len(rec_thrs)
 
 
 def blocks(ev) -> Blocks:
@@ -182,10 +193,9 @@ def _precision(bl: list[Block], w: np.ndarray, rec_thrs: np.ndarray) -> tuple[np
     """((B, T, n) precision averaged over the recall thresholds, (B, n) valid) of the n blocks at once.
 
     The blocks' distinct curves (``Curves``) are laid end to end; running sums restart at each curve
-    (integer sums of integer weights, exact), the right-to-left maximum is kept inside a curve by
-    offsetting each one below the previous, and the mean over recall thresholds is sum_i env_i x (bucket_i - bucket_{i-1})
-    / R, bucket_i being how many thresholds detection i's recall reaches: the detection found first
-    by ``searchsorted(rc, threshold)`` for exactly those thresholds.
+    (integer sums of integer weights, exact) and ``_curve_means`` averages each curve's envelope
+    over the recall thresholds. Where false positives are most detections, the true-positive
+    points alone (``Points``) give the same sums with one product.
     """
     b, t = len(w), bl[0].tps.shape[0]
     npig = w @ np.stack([blk.npig for blk in bl]).T  # (B, n)
@@ -203,7 +213,6 @@ def _precision(bl: list[Block], w: np.ndarray, rec_thrs: np.ndarray) -> tuple[np
     if not len(cv.image):
         return out, valid
     den = np.where(valid, npig, 1.0)[:, cv.block]  # (B, C)
-    off = 2.0 * cv.segment  # precision is in [0, 1]: a later curve minus its offset stays below any earlier one
     step = max(1, MAX_CELLS // len(cv.image))
     for s in range(0, b, step):
         wd = w[s:s + step, cv.image]  # (b', L)
@@ -212,14 +221,7 @@ def _precision(bl: list[Block], w: np.ndarray, rec_thrs: np.ndarray) -> tuple[np
             c = np.cumsum(wd * flags, axis=1)
             before = np.concatenate([np.zeros((len(c), 1)), c[:, cv.starts[1:] - 1]], axis=1)
             sums.append(c - before[:, cv.segment])
-        tp, fp = sums
-        rc = tp / den[s:s + step][:, cv.segment]
-        pr = tp / (fp + tp + np.spacing(1))
-        env = np.maximum.accumulate((pr - off)[:, ::-1], axis=1)[:, ::-1] + off
-        bucket = np.searchsorted(rec_thrs, rc, side="right")
-        prev = np.concatenate([np.zeros((len(c), 1), bucket.dtype), bucket[:, :-1]], axis=1)
-        prev[:, cv.starts] = 0
-        per_curve = np.add.reduceat(env * (bucket - prev), cv.starts, axis=1) / len(rec_thrs)  # (b', C)
+        per_curve = _curve_means(*sums, den[s:s + step][:, cv.segment], cv.segment, cv.starts, rec_thrs)  # (b', C)
         out[s:s + step, cv.thr, cv.of_block] = per_curve[:, cv.curve]
     return out, valid
 
