@@ -41,7 +41,7 @@ from sam_bench.timing import StageTimes, Stopwatch
 log = logging.getLogger("sam_bench")
 
 _MODEL = ("encoder_calls", "encoder_seconds", "decoder_calls", "decoder_seconds", "decoded_prompts")
-_CACHE = ("hits", "misses", "seconds_saved", "load_seconds")
+_CACHE = ("hits", "misses", "seconds_saved", "load_seconds", "evicted", "write_errors")
 
 
 @dataclass
@@ -90,7 +90,8 @@ def _latency(job: Job, model: Any, pass_seconds: float) -> dict:
            "decoder_ms_per_prompt": c["decoder_seconds"] / c["decoded_prompts"] * 1e3 if c["decoded_prompts"] else None}
     if cache_of(model) is not None:
         lat.update(embedding_cache_hits=c["cache_hits"], embedding_cache_misses=c["cache_misses"],
-                   embedding_cache_load_seconds=round(c["cache_load_seconds"], 4))
+                   embedding_cache_load_seconds=round(c["cache_load_seconds"], 4),
+                   embedding_cache_evicted=c["cache_evicted"], embedding_cache_write_errors=c["cache_write_errors"])
     lat["encoder_shared"] = job.shared
     lat["encoder_seconds_saved"] = round(c["cache_seconds_saved"] + job.seconds_shared, 4)
     lat["pass_wall_seconds"] = round(pass_seconds, 4)

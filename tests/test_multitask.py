@@ -79,6 +79,17 @@ def test_two_tasks_in_one_pass_equal_each_alone_with_half_the_encoder_calls(alon
     assert all(x["wall_seconds"] > s for x, s in zip(lat, share))
 
 
+def test_each_task_counts_its_own_cache_lookups(data_root, tmp_path):
+    from sam_bench.models.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache", max_bytes=1)  # every entry is evicted as soon as it is written
+    both = run_tasks(_specs(tmp_path), _model(), data_root=str(data_root), progress=False, embedding_cache=cache)
+    lat = [r["latency"] for r in both]
+    assert [x["embedding_cache_misses"] for x in lat] == [LIMIT, 0]  # the second task takes the pass's image
+    assert [x["embedding_cache_evicted"] for x in lat] == [LIMIT, 0] and cache.evicted == LIMIT
+    assert [x["embedding_cache_write_errors"] for x in lat] == [0, 0]
+
+
 def test_resume_reruns_an_item_only_for_the_task_that_lacks_it(alone, data_root, tmp_path):
     run_tasks(_specs(tmp_path), _model(), data_root=str(data_root), progress=False)
     items = tmp_path / "instances" / "items.jsonl"
